@@ -1,0 +1,118 @@
+"""Runs one case under pytest-benchmark: worker start, load, warm-up, timed rounds.
+
+pytest-benchmark's pedantic mode times each round around a request to the
+worker (no calibration loops: one round of real weights can take half an hour).
+The worker's own per-phase figures, memory and image hash go to `extra_info`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import pytest
+
+from sdperf.cases import Case
+from sdperf.overhead import BareLoop
+from sdperf.results import CaseResult, summarise
+from sdperf.runner import Worker, WorkerFailed
+
+
+class CaseBench:
+    """What a benchmark test gets as `sdperf_bench`."""
+
+    def __init__(
+        self,
+        request: pytest.FixtureRequest,
+        case: Case,
+        result: CaseResult,
+        progress_every_s: float,
+        say: Callable[[str], None],
+    ) -> None:
+        self.request = request
+        self.case = case
+        self.result = result
+        self.progress_every_s = progress_every_s
+        self._say = say
+        self._round_label = "load"
+
+    def _on_event(self, event: dict) -> None:
+        if event.get("event") == "step" and self.progress_every_s:
+            step, step_s = event["step"], event["step_s"]
+            remaining = max(self.case.workload.steps - step, 0) * step_s
+            self._say(
+                f"[{self.case.id}] {self._round_label}: step {step}/{self.case.workload.steps}, "
+                f"{step_s:.2f} s/it, about {remaining:.0f} s left in this image"
+            )
+
+    def _start(self, worker: Worker) -> None:
+        worker.start()
+        self.request.config.hook.pytest_sdperf_worker_started(case=self.case, pid=worker.pid)
+        reply = worker.request("load", case=self.case.to_json())
+        self.result.load = {key: value for key, value in reply.items() if key != "ok"}
+
+    def _warm_up(self, worker: Worker) -> None:
+        for index in range(self.case.run.warmup):
+            self._round_label = f"warm-up {index + 1}/{self.case.run.warmup}"
+            started = time.perf_counter()
+            worker.request("generate")
+            if index == 0:
+                # The first call pays for lazy initialisation (and compilation, for some recipes).
+                self.result.first_call_s = time.perf_counter() - started
+
+    def latency(self) -> CaseResult:
+        """Time the case's generation; fail this case alone, with the reason, if the worker does."""
+        return self._timed_rounds(setup=None)
+
+    def harness_overhead(self) -> CaseResult:
+        """Time the case as `latency` does, interleaved with a bare `pipe(...)` loop in another
+        process, and record the suite's mean latency relative to the bare loop's."""
+        bare = BareLoop(self.case)
+        bare_latencies: list[float] = []
+        try:
+            # Same warm-up as the suite's worker: first calls pay for lazy initialisation.
+            for _ in range(self.case.run.warmup):
+                bare.time_one()
+            # pedantic runs `setup` untimed before every round: bare, suite, bare, suite...
+            self._timed_rounds(setup=lambda: bare_latencies.append(bare.time_one()))
+        finally:
+            bare.close()
+        suite_mean = statistics.fmean(self.result.parent_latencies_s)
+        bare_mean = statistics.fmean(bare_latencies)
+        overhead = suite_mean / bare_mean - 1.0
+        self.result.notes.append(
+            f"harness overhead: suite mean {suite_mean:.4f} s vs bare perf_counter loop {bare_mean:.4f} s "
+            f"over {len(bare_latencies)} interleaved rounds: {overhead:+.2%}"
+        )
+        self.request.getfixturevalue("benchmark").extra_info.update(
+            bare_latencies_s=bare_latencies, harness_overhead=overhead
+        )
+        return self.result
+
+    def _timed_rounds(self, setup: Callable[[], None] | None) -> CaseResult:
+        rounds = self.case.run.rounds
+        with Worker(self.case, on_event=self._on_event, progress_every_s=self.progress_every_s or 1e9) as worker:
+            try:
+                self._start(worker)
+                self._warm_up(worker)
+
+                def one_round() -> None:
+                    self._round_label = f"round {len(self.result.rounds) + 1}/{rounds}"
+                    started = time.perf_counter()
+                    reply = worker.request("generate")
+                    self.result.parent_latencies_s.append(time.perf_counter() - started)
+                    reply.pop("ok", None)
+                    self.result.rounds.append(reply)
+
+                # Requested only now: a case that fails before timing leaves no empty benchmark behind.
+                benchmark = self.request.getfixturevalue("benchmark")
+                benchmark.group = self.case.profile
+                benchmark.pedantic(one_round, setup=setup, rounds=rounds, warmup_rounds=0, iterations=1)
+                benchmark.extra_info.update(summarise(self.result))
+            except WorkerFailed as error:
+                self.result.status = "failed"
+                self.result.reason = str(error).splitlines()[0]
+                pytest.fail(str(error), pytrace=False)
+        self.result.status = "passed"
+        return self.result

@@ -1,0 +1,119 @@
+"""Where models come from: built-in recipes cached on disk, or a user's folder.
+
+Light on imports: the pytest process resolves model specs without torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+BUILTIN_MODELS = ("tiny-sd15", "tiny-sd3")
+_READY_MARKER = "sdperf-build.json"
+
+
+def cache_root() -> Path:
+    """`SDPERF_CACHE` if set, else the user's cache folder."""
+    configured = os.environ.get("SDPERF_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("sdperf"))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to load: a built-in recipe name or a local diffusers folder."""
+
+    name: str
+    path: Path | None = None
+
+    @property
+    def builtin(self) -> bool:
+        return self.path is None
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "path": str(self.path) if self.path else None}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelSpec:
+        return cls(name=data["name"], path=Path(data["path"]) if data.get("path") else None)
+
+
+def parse_model_option(value: str, source: str) -> ModelSpec:
+    """Turn `--sdperf-model` into a spec, or fail naming the value and the fix."""
+    if value in BUILTIN_MODELS:
+        return ModelSpec(name=value)
+    folder = Path(value).expanduser()
+    if not folder.is_dir():
+        raise ValueError(
+            f"{source}: model {value!r} is neither a built-in model ({', '.join(BUILTIN_MODELS)}) "
+            "nor an existing folder; pass a local diffusers folder (one with model_index.json)"
+        )
+    if not (folder / "model_index.json").is_file():
+        raise ValueError(
+            f"{source}: folder {str(folder)!r} has no model_index.json; "
+            "point it at a diffusers pipeline folder (as saved by save_pretrained)"
+        )
+    return ModelSpec(name=folder.name, path=folder.resolve())
+
+
+def pipeline_class_of(spec: ModelSpec) -> str:
+    """The pipeline class a model folder declares (without importing diffusers)."""
+    if spec.builtin:
+        from sdperf.models.tiny import RECIPES
+
+        return RECIPES[spec.name]["pipeline"]
+    index = json.loads((spec.path / "model_index.json").read_text(encoding="utf-8"))
+    return index.get("_class_name", "")
+
+
+def recipe_hash(name: str) -> str:
+    from sdperf.models.tiny import recipe_document
+
+    canonical = json.dumps(recipe_document(name), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def builtin_folder(name: str) -> Path:
+    return cache_root() / f"{name}-{recipe_hash(name)}"
+
+
+def ensure_builtin(name: str) -> tuple[Path, bool]:
+    """Path of built-in model `name`, building it first if missing. Returns (path, built_now)."""
+    from filelock import FileLock
+
+    from sdperf.models.tiny import build, recipe_document
+
+    folder = builtin_folder(name)
+    if (folder / _READY_MARKER).is_file():
+        return folder, False
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Parallel workers may ask at once: one builds, the others wait and reuse it.
+    with FileLock(str(folder) + ".lock"):
+        if (folder / _READY_MARKER).is_file():
+            return folder, False
+        staging = folder.with_name(folder.name + f".partial-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        build(name, staging)
+        (staging / _READY_MARKER).write_text(json.dumps(recipe_document(name), sort_keys=True), encoding="utf-8")
+        shutil.rmtree(folder, ignore_errors=True)
+        # Rename is atomic: a killed build never leaves a folder that looks complete.
+        os.replace(staging, folder)
+    return folder, True
+
+
+def weight_digest(folder: Path) -> str:
+    """SHA-256 over every safetensors file of a model folder, by relative path."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.safetensors")):
+        digest.update(str(path.relative_to(folder)).encode("utf-8"))
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,189 @@
+"""pytest plugin of sdperf: options, markers, case parametrisation, fixtures, summary.
+
+Loads without torch, diffusers or openvino: collection, `--help` and `-m`
+selection stay fast. Everything heavy runs in worker processes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sdperf import hookspecs, settings as settings_module
+from sdperf.bench import CaseBench
+from sdperf.cases import Case, make_case
+from sdperf.models.store import ModelSpec, pipeline_class_of
+from sdperf.profiles import PROFILE_NAMES
+from sdperf.recipes import REGISTRY
+from sdperf.report import results_table
+from sdperf.results import RESULT_SCHEMA_VERSION, CaseResult
+
+MARKERS = {
+    "pi4": "Raspberry Pi 4B (8 GB, CPU only): SD 1.5, 400x400, 31 steps",
+    "pi5": "Raspberry Pi 5 (8 GB, CPU only): SD 1.5, 400x400, 31 steps",
+    "sapphire_rapids": "Intel Xeon with AMX: SD 1.5, 512x512, 20 steps",
+    "cuda_lowvram": "NVIDIA card with 6 GB (or capped to 6 GB): SD3 Medium, 1024x1024, 28 steps",
+    "cpu": "any other CPU host: SD 1.5 at default settings",
+    "harness": "measures the suite itself (harness overhead against a bare loop)",
+}
+
+settings_key = pytest.StashKey[settings_module.Settings]()
+results_key = pytest.StashKey[list[CaseResult]]()
+host_key = pytest.StashKey[object]()
+case_result_key = pytest.StashKey[CaseResult]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    settings_module.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, help_text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {help_text}")
+    config.stash[settings_key] = settings_module.Settings.from_config(config)
+    config.stash[results_key] = []
+
+
+def host_profiles(config: pytest.Config) -> tuple[tuple[str, ...], str]:
+    """Profiles this host runs, and a one-line description of the host, detected once."""
+    settings = config.stash[settings_key]
+    if settings.emulate:
+        return (settings.emulate,), f"emulating {settings.emulate} (--sdperf-profile)"
+    if host_key not in config.stash:
+        from sdperf.hardware import detect_host
+
+        config.stash[host_key] = detect_host()
+    host = config.stash[host_key]
+    return tuple(host.matches), f"host detected as {host.primary}: {host.reasons[host.primary]}"
+
+
+def build_cases(config: pytest.Config) -> list[Case]:
+    settings = config.stash[settings_key]
+    cases = []
+    for profile_name in PROFILE_NAMES:
+        profile = settings.profiles.get(profile_name)
+        if profile is None:
+            continue
+        names = profile.recipes if settings.recipes is None else settings.recipes
+        for recipe_name in names:
+            recipe = REGISTRY[recipe_name]
+            if profile_name not in recipe.profiles:
+                continue
+            model = settings.model or ModelSpec(name=profile.builtin_model)
+            cases.append(make_case(profile, recipe, model, settings.run_override))
+    return cases
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "sdperf_case" not in metafunc.fixturenames:
+        return
+    cases = build_cases(metafunc.config)
+    params = [pytest.param(case, id=case.id, marks=getattr(pytest.mark, case.profile)) for case in cases]
+    metafunc.parametrize("sdperf_case", params)
+
+
+def _skip_reason(config: pytest.Config, case: Case, check_host: bool) -> str | None:
+    settings = config.stash[settings_key]
+    profiles, host = host_profiles(config) if check_host else ((case.profile,), "")
+    if case.profile not in profiles:
+        return (
+            f"profile {case.profile} does not run here ({host}); "
+            f"run on such a machine, or emulate it with --sdperf-profile {case.profile}"
+        )
+    wanted = settings.profiles[case.profile].pipeline
+    found = pipeline_class_of(case.model)
+    if found != wanted:
+        return f"profile {case.profile} needs a {wanted} model; {case.model.name} is a {found or 'unknown pipeline'}"
+    return None
+
+
+@pytest.fixture
+def sdperf_case(request: pytest.FixtureRequest) -> Case:
+    """The benchmark case of this test item (profile, recipe, model, workload, run size)."""
+    return request.param
+
+
+def _case_bench(request: pytest.FixtureRequest, case: Case, label: str, check_host: bool) -> CaseBench:
+    config = request.config
+    settings = config.stash[settings_key]
+    profile = settings.profiles[case.profile]
+    result = CaseResult(
+        case_id=label,
+        test=request.node.nodeid,
+        profile=case.profile,
+        recipe=case.recipe,
+        model=case.model.name,
+    )
+    for reference in profile.references:
+        if reference.recipe == case.recipe:
+            result.reference = {**reference.__dict__, "comparable": not case.model.builtin}
+    config.stash[results_key].append(result)
+    request.node.stash[case_result_key] = result
+    reason = _skip_reason(config, case, check_host)
+    if reason:
+        result.status, result.reason = "skipped", reason
+        pytest.skip(reason)
+    return CaseBench(request, case, result, settings.progress_every_s, _say_live(config))
+
+
+@pytest.fixture
+def sdperf_bench(request: pytest.FixtureRequest, sdperf_case: Case) -> CaseBench:
+    """Runs `sdperf_case` in a fresh worker process; see `CaseBench.latency`."""
+    return _case_bench(request, sdperf_case, sdperf_case.id, check_host=True)
+
+
+@pytest.fixture
+def sdperf_harness(request: pytest.FixtureRequest) -> CaseBench:
+    """The generic `cpu` profile's `fp32` case, for measuring the suite itself on any host."""
+    settings = request.config.stash[settings_key]
+    profile = settings.profiles["cpu"]
+    model = settings.model or ModelSpec(name=profile.builtin_model)
+    case = make_case(profile, REGISTRY["fp32"], model, settings.run_override)
+    return _case_bench(request, case, f"harness:{case.id}", check_host=False)
+
+
+def _say_live(config: pytest.Config):
+    """Write a line to the terminal while a test runs (output capture would hide it)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def say(line: str) -> None:
+        if reporter is None:
+            return
+        if capture is None:
+            reporter.write_line(line)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+    return say
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    result = item.stash.get(case_result_key, None)
+    if result is not None and report.when == "call" and report.failed and result.status == "running":
+        result.status = "failed"
+        result.reason = str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "failed"
+    return report
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash.get(results_key, [])
+    if not results:
+        return
+    terminalreporter.write_sep("-", "sdperf results")
+    for line in results_table(results):
+        terminalreporter.write_line(line)
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
+    # pytest-benchmark leaves failed benchmarks out of its list; ours keeps every case with its reason.
+    output_json["sdperf"] = {
+        "schema": RESULT_SCHEMA_VERSION,
+        "cases": [result.to_json() for result in config.stash.get(results_key, [])],
+    }

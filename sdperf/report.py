@@ -1,0 +1,73 @@
+"""The results table printed at the end of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sdperf.results import CaseResult
+
+_COLUMNS = (
+    "case",
+    "model",
+    "status",
+    "rounds",
+    "mean s",
+    "median s",
+    "first s",
+    "load s",
+    "text s",
+    "denoise s",
+    "vae s",
+    "s/step",
+    "peak RSS MiB",
+    "image",
+)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _row(result: CaseResult) -> list[str]:
+    phases = result.phase_means()
+    peak = result.peak_rss_bytes()
+    hashes = result.image_hashes()
+    image = "-" if not hashes else hashes[0][:12] + ("" if len(hashes) == 1 else f" (+{len(hashes) - 1} differ!)")
+    return [
+        result.case_id,
+        result.model,
+        result.status,
+        str(len(result.rounds)),
+        _seconds(result.mean_s),
+        _seconds(result.median_s),
+        _seconds(result.first_call_s),
+        _seconds(result.load.get("load_s")),
+        _seconds(phases.get("text_encoding_s")),
+        _seconds(phases.get("denoise_s")),
+        _seconds(phases.get("vae_decode_s")),
+        _seconds(result.seconds_per_step()),
+        "-" if peak is None else f"{peak / 2**20:.0f}",
+        image,
+    ]
+
+
+def results_table(results: Iterable[CaseResult]) -> list[str]:
+    """Aligned text lines: one row per case, then failure reasons and published figures."""
+    results = list(results)
+    rows = [list(_COLUMNS)] + [_row(r) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    for result in results:
+        if result.status in ("failed", "skipped") and result.reason:
+            lines.append(f"{result.case_id} {result.status}: {result.reason}")
+    for result in results:
+        lines.extend(f"{result.case_id}: {note}" for note in result.notes)
+    for result in results:
+        ref = result.reference
+        if ref:
+            comparable = "" if ref["comparable"] else " (real weights; not comparable with the built-in model)"
+            lines.append(
+                f"{result.case_id} published: {ref['latency_s']:g} s, {ref['label']}{comparable}; source: {ref['source']}"
+            )
+    return lines

@@ -1,0 +1,76 @@
+"""The outcome of one case, whatever happened to it, in a JSON-friendly shape."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Version of the "sdperf" part of saved JSON; bump and note the change when its shape changes.
+# 1: first version (cases with status, reason, latency summary, phases, memory, image hash).
+RESULT_SCHEMA_VERSION = 1
+
+PHASES = ("text_encoding_s", "denoise_s", "vae_decode_s", "other_s")
+
+
+@dataclass
+class CaseResult:
+    case_id: str
+    test: str
+    profile: str
+    recipe: str
+    model: str
+    status: str = "running"  # passed | failed | skipped
+    reason: str = ""
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    load: dict[str, Any] = field(default_factory=dict)
+    first_call_s: float | None = None
+    parent_latencies_s: list[float] = field(default_factory=list)
+    reference: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def mean_s(self) -> float | None:
+        return statistics.fmean(self.parent_latencies_s) if self.parent_latencies_s else None
+
+    @property
+    def median_s(self) -> float | None:
+        return statistics.median(self.parent_latencies_s) if self.parent_latencies_s else None
+
+    def phase_means(self) -> dict[str, float]:
+        if not self.rounds:
+            return {}
+        return {phase: statistics.fmean(r[phase] for r in self.rounds) for phase in PHASES}
+
+    def seconds_per_step(self) -> float | None:
+        """Median step time over every step of every round."""
+        steps = [s for r in self.rounds for s in r.get("step_s", [])]
+        return statistics.median(steps) if steps else None
+
+    def peak_rss_bytes(self) -> int | None:
+        peaks = [r["peak_rss_bytes"] for r in self.rounds if r.get("peak_rss_bytes")]
+        return max(peaks) if peaks else None
+
+    def image_hashes(self) -> list[str]:
+        return sorted({r["image_sha256"] for r in self.rounds})
+
+
+def summarise(result: CaseResult) -> dict[str, Any]:
+    """What goes into pytest-benchmark's extra_info for one case."""
+    return {
+        "sdperf_schema": RESULT_SCHEMA_VERSION,
+        "profile": result.profile,
+        "recipe": result.recipe,
+        "model": result.model,
+        "load": result.load,
+        "first_call_s": result.first_call_s,
+        "phase_means_s": result.phase_means(),
+        "seconds_per_step": result.seconds_per_step(),
+        "peak_rss_bytes": result.peak_rss_bytes(),
+        "image_sha256": result.image_hashes(),
+        "rounds": result.rounds,
+        "reference": result.reference,
+    }

@@ -1,0 +1,123 @@
+"""Command-line options and ini keys, parsed once into a frozen `Settings`.
+
+Every option lives in the `sdperf` group, is prefixed `--sdperf-`, and has an
+ini key of the same name with underscores; a bad value names where it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sdperf.models.store import ModelSpec, parse_model_option
+from sdperf.profiles import DEFAULT_PROFILES_FILE, Profile, ProfileError, check_profile_name, load_profiles
+from sdperf.recipes import REGISTRY
+
+# (option suffix, help, ini type); ini key is "sdperf_" + suffix with underscores.
+OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("model", "built-in model name (tiny-sd15, tiny-sd3) or a local diffusers folder of real weights", "string"),
+    ("profile", "emulate this hardware profile here (its recipes and settings, on the built-in model)", "string"),
+    ("recipes", "comma-separated recipe names to run (default: each profile's recipes)", "string"),
+    ("rounds", "timed rounds per case (default: from the profile)", "string"),
+    ("warmup", "untimed warm-up generations per case (default: from the profile)", "string"),
+    ("timeout", "seconds one case may take in all before its worker is killed (default: from the profile)", "string"),
+    ("progress", "seconds between live progress lines of a running case (0: off; default 5)", "string"),
+    ("profiles-file", "TOML file of hardware profiles (default: the one shipped with sdperf)", "string"),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sdperf", "Stable Diffusion performance suite")
+    for suffix, help_text, ini_type in OPTIONS:
+        dest = "sdperf_" + suffix.replace("-", "_")
+        group.addoption(f"--sdperf-{suffix}", dest=dest, default=None, help=help_text)
+        parser.addini(dest, help=help_text, type=ini_type, default=None)
+
+
+def _raw(config: pytest.Config, suffix: str) -> tuple[Any, str]:
+    dest = "sdperf_" + suffix.replace("-", "_")
+    value = config.getoption(dest)
+    if value is not None:
+        return value, f"--sdperf-{suffix}"
+    value = config.getini(dest)
+    if value not in (None, ""):
+        source = config.inipath.name if config.inipath else "ini file"
+        return value, f"ini key {dest} in {source}"
+    return None, ""
+
+
+def _number(config: pytest.Config, suffix: str, kind: type, minimum: float) -> Any:
+    value, source = _raw(config, suffix)
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < minimum:
+        kind_name = "a whole number" if kind is int else "a number"
+        raise pytest.UsageError(f"{source}: {value!r} is not valid; give {kind_name} >= {minimum:g}")
+    return number
+
+
+@dataclass(frozen=True)
+class Settings:
+    profiles: dict[str, Profile]
+    model: ModelSpec | None
+    emulate: str | None
+    recipes: tuple[str, ...] | None
+    run_override: dict[str, Any]
+    progress_every_s: float
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        file_value, file_source = _raw(config, "profiles-file")
+        try:
+            profiles = load_profiles(Path(file_value) if file_value else DEFAULT_PROFILES_FILE)
+        except ProfileError as error:
+            raise pytest.UsageError(f"{file_source + ': ' if file_source else ''}{error}") from None
+
+        model_value, model_source = _raw(config, "model")
+        try:
+            model = parse_model_option(str(model_value), model_source) if model_value else None
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from None
+
+        emulate_value, emulate_source = _raw(config, "profile")
+        try:
+            emulate = check_profile_name(emulate_value, emulate_source) if emulate_value else None
+        except ProfileError as error:
+            raise pytest.UsageError(str(error)) from None
+
+        recipes_value, recipes_source = _raw(config, "recipes")
+        recipes = None
+        if recipes_value:
+            recipes = tuple(name.strip() for name in str(recipes_value).split(",") if name.strip())
+            unknown = [name for name in recipes if name not in REGISTRY]
+            if unknown:
+                raise pytest.UsageError(
+                    f"{recipes_source}: recipe(s) {', '.join(map(repr, unknown))} unknown; "
+                    f"known: {', '.join(sorted(REGISTRY))}"
+                )
+
+        run_override: dict[str, Any] = {}
+        for suffix, field_name, kind, minimum in (
+            ("rounds", "rounds", int, 1),
+            ("warmup", "warmup", int, 0),
+            ("timeout", "timeout_s", float, 0.001),
+        ):
+            number = _number(config, suffix, kind, minimum)
+            if number is not None:
+                run_override[field_name] = number
+        progress = _number(config, "progress", float, 0)
+        return cls(
+            profiles=profiles,
+            model=model,
+            emulate=emulate,
+            recipes=recipes,
+            run_override=run_override,
+            progress_every_s=5.0 if progress is None else progress,
+        )

@@ -1,0 +1,90 @@
+"""What is really in force inside the worker: threads, allocator, package versions, memory."""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from sdperf.cases import PROCESS_START_VARIABLES
+
+STACK_PACKAGES = (
+    "torch",
+    "diffusers",
+    "transformers",
+    "accelerate",
+    "safetensors",
+    "tokenizers",
+    "huggingface-hub",
+    "numpy",
+    "openvino",
+    "optimum-intel",
+    "optimum",
+    "nncf",
+    "pillow",
+)
+_ALLOCATORS = {"jemalloc": re.compile(r"libjemalloc"), "tcmalloc": re.compile(r"libtcmalloc")}
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in STACK_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def mapped_allocators(maps_file: Path = Path("/proc/self/maps")) -> list[str]:
+    """Allocators whose shared library is mapped into this process (proof LD_PRELOAD worked)."""
+    try:
+        maps = maps_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [name for name, pattern in _ALLOCATORS.items() if pattern.search(maps)]
+
+
+def thread_audit() -> dict[str, Any]:
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "parallel_info": torch.__config__.parallel_info(),
+        "threadpools": threadpool_info(),
+    }
+
+
+def worker_audit() -> dict[str, Any]:
+    audit = thread_audit()
+    audit["allocators"] = mapped_allocators()
+    audit["environment"] = {name: os.environ.get(name) for name in PROCESS_START_VARIABLES}
+    audit["packages"] = package_versions()
+    audit["pid"] = os.getpid()
+    return audit
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) so the next reading covers one call only."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    # ru_maxrss is in KiB on Linux; it covers the whole process lifetime.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

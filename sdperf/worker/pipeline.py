@@ -1,0 +1,125 @@
+"""Load a pipeline for a case and run timed generations inside the worker."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sdperf.models.store import ModelSpec, ensure_builtin, weight_digest
+from sdperf.worker import audit, transforms
+from sdperf.worker.timing import PhaseRecorder
+
+
+class WorkloadError(ValueError):
+    """The workload asks for something the loaded pipeline cannot do."""
+
+
+def _load(path: Path):
+    # Imported by the caller before the clock starts: load time excludes import time.
+    from diffusers import DiffusionPipeline
+
+    # Same call for built-in and real weights. low_cpu_mem_usage: without it an
+    # 8 GB Pi was OOM-killed loading SD 1.5. Offline, safetensors only.
+    return DiffusionPipeline.from_pretrained(
+        str(path), use_safetensors=True, low_cpu_mem_usage=True, local_files_only=True
+    )
+
+
+def image_digest(images) -> str:
+    """SHA-256 of the raw output array (dtype, shape and bytes): bitwise identity."""
+    import numpy as np
+
+    array = np.ascontiguousarray(images)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+class PipelineSession:
+    def __init__(self, case: dict, on_step: Callable[[int, float], None]) -> None:
+        self.case = case
+        self._on_step = on_step
+        self.pipe: Any = None
+        self.recorder: PhaseRecorder | None = None
+
+    def load(self) -> dict[str, Any]:
+        spec = ModelSpec.from_json(self.case["model"])
+        build_s = 0.0
+        if spec.builtin:
+            started = time.perf_counter()
+            path, built = ensure_builtin(spec.name)
+            build_s = time.perf_counter() - started if built else 0.0
+        else:
+            path = spec.path
+        import diffusers  # noqa: F401  (imported outside the timed load)
+
+        audit.reset_peak_rss()
+        started = time.perf_counter()
+        pipe = _load(path)
+        load_s = time.perf_counter() - started
+        pipe, proof = transforms.apply(self.case.get("transform"), pipe, self.case)
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)
+        self.pipe = pipe
+        self.recorder = PhaseRecorder(pipe, on_step=self._on_step)
+        return {
+            "model_path": str(path),
+            "pipeline_class": type(pipe).__name__,
+            "components": sorted(k for k, v in getattr(pipe, "components", {}).items() if v is not None),
+            "weights_sha256": weight_digest(path),
+            "build_s": build_s,
+            "load_s": load_s,
+            "peak_rss_load_bytes": audit.peak_rss_bytes(),
+            "instrumented": list(self.recorder.instrumented),
+            "transform_proof": proof,
+            "audit": audit.worker_audit(),
+        }
+
+    def _call_arguments(self) -> dict[str, Any]:
+        import torch
+
+        workload = self.case["workload"]
+        accepted = inspect.signature(self.pipe.__call__).parameters
+        wanted = {
+            "prompt": workload["prompt"],
+            "prompt_2": workload.get("prompt_2"),
+            "prompt_3": workload.get("prompt_3"),
+            "negative_prompt": workload.get("negative_prompt"),
+            "height": workload["height"],
+            "width": workload["width"],
+            "num_inference_steps": workload["steps"],
+            "guidance_scale": workload.get("guidance"),
+        }
+        arguments = {name: value for name, value in wanted.items() if value is not None}
+        refused = sorted(name for name in arguments if name not in accepted)
+        if refused:
+            raise WorkloadError(
+                f"{type(self.pipe).__name__} takes no {', '.join(refused)}; "
+                "remove them from the workload or use a pipeline that has them"
+            )
+        generator = torch.Generator(workload.get("generator_device", "cpu")).manual_seed(workload["seed"])
+        arguments.update(generator=generator, output_type="np")
+        if "callback_on_step_end" in accepted:
+            arguments["callback_on_step_end"] = self.recorder.step_callback
+        return arguments
+
+    def generate(self) -> dict[str, Any]:
+        arguments = self._call_arguments()
+        rss_scoped = audit.reset_peak_rss()
+        self.recorder.reset()
+        started = time.perf_counter()
+        output = self.pipe(**arguments)
+        wall_s = time.perf_counter() - started
+        images = output.images
+        result = self.recorder.timings.summary(wall_s)
+        result.update(
+            image_sha256=image_digest(images),
+            image_shape=list(getattr(images, "shape", ())),
+            peak_rss_bytes=audit.peak_rss_bytes(),
+            peak_rss_scope="call" if rss_scoped else "process",
+        )
+        return result
