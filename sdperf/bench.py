@@ -104,6 +104,9 @@ class CaseBench:
                     self.result.parent_latencies_s.append(time.perf_counter() - started)
                     reply.pop("ok", None)
                     self.result.rounds.append(reply)
+                    self.request.config.hook.pytest_sdperf_round_done(
+                        case=self.case, round_index=len(self.result.rounds) - 1, reply=reply
+                    )
 
                 # Requested only now: a case that fails before timing leaves no empty benchmark behind.
                 benchmark = self.request.getfixturevalue("benchmark")

@@ -11,3 +11,11 @@ def pytest_sdperf_worker_started(case, pid: int) -> None:
 
     For tooling that watches or profiles the worker, e.g. `py-spy dump --pid`.
     """
+
+
+@pytest.hookspec
+def pytest_sdperf_round_done(case, round_index: int, reply: dict) -> None:
+    """A timed round finished; `reply` holds the worker's figures for it (phases, memory, image hash).
+
+    For live dashboards, or to stop a long run early from a conftest.
+    """

@@ -1,0 +1,85 @@
+"""The plugin as users meet it before anything runs: collection, markers, selection, --help."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+HEAVY = ("torch", "diffusers", "transformers", "openvino", "optimum")
+
+RECORD_MODULES = f'''
+import json, sys
+
+def pytest_collection_finish(session):
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
+    with open("modules.json", "w") as handle:
+        json.dump(heavy, handle)
+'''
+
+
+def test_collection_imports_no_heavy_library(latency_suite: pytest.Pytester) -> None:
+    latency_suite.makeconftest(RECORD_MODULES)
+    result = latency_suite.runpytest_subprocess("--collect-only", "-q")
+    result.assert_outcomes()
+    result.stdout.fnmatch_lines(["*test_latency?cpu-fp32?*"])
+    heavy = json.loads((latency_suite.path / "modules.json").read_text())
+    assert heavy == [], f"collection imported {heavy}"
+
+
+def test_marker_selection_imports_no_heavy_library(latency_suite: pytest.Pytester) -> None:
+    latency_suite.makeconftest(RECORD_MODULES)
+    result = latency_suite.runpytest_subprocess("--collect-only", "-q", "-m", "pi5")
+    result.stdout.fnmatch_lines(["*test_latency?pi5-fp32?*", "*1/* tests collected*"])
+    assert json.loads((latency_suite.path / "modules.json").read_text()) == []
+
+
+def test_markers_are_registered_with_help(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--markers")
+    for marker in ("pi4", "pi5", "sapphire_rapids", "cuda_lowvram", "cpu"):
+        result.stdout.fnmatch_lines([f"@pytest.mark.{marker}: *"])
+
+
+def test_help_lists_every_option_in_one_group(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    result.stdout.fnmatch_lines(["Stable Diffusion performance suite:*"])
+    for option in ("model", "profile", "recipes", "rounds", "warmup", "timeout", "progress", "profiles-file"):
+        result.stdout.fnmatch_lines([f"*--sdperf-{option}*"])
+
+
+def test_profile_of_another_host_is_skipped_with_the_reason(latency_suite: pytest.Pytester) -> None:
+    result = latency_suite.runpytest_subprocess("-m", "pi5", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*profile pi5 does not run here (host detected as *--sdperf-profile pi5*"])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--sdperf-rounds", "0"], "*--sdperf-rounds: '0' is not valid; give a whole number >= 1*"),
+        (["--sdperf-timeout", "soon"], "*--sdperf-timeout: 'soon' is not valid; give a number*"),
+        (["--sdperf-profile", "pi6"], "*--sdperf-profile: profile 'pi6' is unknown; known: pi4, pi5, sapphire_rapids*"),
+        (["--sdperf-recipes", "fp32,turbo"], "*--sdperf-recipes: recipe(s) 'turbo' unknown; known: *fp32*"),
+        (["--sdperf-model", "/nowhere/sd15"], "*--sdperf-model: model '/nowhere/sd15' is neither a built-in model*"),
+    ],
+)
+def test_bad_option_names_value_source_and_choices(
+    latency_suite: pytest.Pytester, arguments: list[str], message: str
+) -> None:
+    result = latency_suite.runpytest_subprocess("--collect-only", *arguments)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_bad_ini_value_names_the_ini_key(latency_suite: pytest.Pytester) -> None:
+    latency_suite.makeini("[pytest]\nsdperf_rounds = many\n")
+    result = latency_suite.runpytest_subprocess("--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini key sdperf_rounds in tox.ini: 'many' is not valid*"])
+
+
+def test_model_folder_without_index_is_refused(latency_suite: pytest.Pytester) -> None:
+    folder = latency_suite.mkdir("not-a-model")
+    result = latency_suite.runpytest_subprocess("--collect-only", f"--sdperf-model={folder}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*has no model_index.json; point it at a diffusers pipeline folder*"])
