@@ -74,3 +74,21 @@ def test_fixed_seed_image_is_bitwise_identical_across_fresh_workers() -> None:
     second_worker = _generate_twice(case)
     assert first_worker[0] == first_worker[1], "two calls in one worker differ"
     assert first_worker == second_worker, "two fresh workers differ"
+
+
+def test_tiny_sd3_generates_with_three_text_encoders_and_two_prompts() -> None:
+    import dataclasses
+
+    profile = load_profiles()["cuda_lowvram"]
+    case = make_case(profile, REGISTRY["fp32"], ModelSpec(name="tiny-sd3"), {"timeout_s": 300})
+    # The report seeded a CUDA generator; this machine has none, the pipeline is the same.
+    case = dataclasses.replace(case, workload=dataclasses.replace(case.workload, generator_device="cpu"))
+    with Worker(case) as worker:
+        worker.start()
+        loaded = worker.request("load", case=case.to_json())
+        reply = worker.request("generate")
+    assert loaded["pipeline_class"] == "StableDiffusion3Pipeline"
+    assert {"text_encoder", "text_encoder_2", "text_encoder_3", "transformer"} <= set(loaded["components"])
+    assert reply["image_shape"] == [1, 256, 256, 3]
+    assert len(reply["step_s"]) == reply["denoiser_calls"] == 28
+    assert reply["text_encoding_s"] > 0 and reply["vae_decode_s"] > 0
