@@ -19,6 +19,24 @@ from sdperf.results import CaseResult, summarise
 from sdperf.runner import Worker, WorkerFailed
 
 
+def paired_overhead(suite: list[float], bare: list[float]) -> dict[str, float]:
+    """Relative overhead of `suite` over `bare` (paired rounds), with a normal-approximation 95% CI."""
+    pairs = min(len(suite), len(bare))
+    differences = [s - b for s, b in zip(suite, bare)]
+    bare_mean = statistics.fmean(bare[:pairs])
+    mean_difference = statistics.fmean(differences)
+    spread = statistics.stdev(differences) / pairs**0.5 if pairs > 1 else float("inf")
+    z = statistics.NormalDist().inv_cdf(0.975)
+    return {
+        "pairs": pairs,
+        "suite_mean_s": statistics.fmean(suite[:pairs]),
+        "bare_mean_s": bare_mean,
+        "overhead": mean_difference / bare_mean,
+        "ci_low": (mean_difference - z * spread) / bare_mean,
+        "ci_high": (mean_difference + z * spread) / bare_mean,
+    }
+
+
 class CaseBench:
     """What a benchmark test gets as `sdperf_bench`."""
 
@@ -70,27 +88,40 @@ class CaseBench:
         process, and record the suite's mean latency relative to the bare loop's."""
         bare = BareLoop(self.case)
         bare_latencies: list[float] = []
+        position = {"round": 0}
+
+        # pedantic runs `setup` before and `teardown` after each timed round, both untimed.
+        # Alternating them (bare-suite, suite-bare, ...) cancels any order effect.
+        def before() -> None:
+            if position["round"] % 2 == 0:
+                bare_latencies.append(bare.time_one())
+
+        def after() -> None:
+            if position["round"] % 2 == 1:
+                bare_latencies.append(bare.time_one())
+            position["round"] += 1
+
         try:
             # Same warm-up as the suite's worker: first calls pay for lazy initialisation.
             for _ in range(self.case.run.warmup):
                 bare.time_one()
-            # pedantic runs `setup` untimed before every round: bare, suite, bare, suite...
-            self._timed_rounds(setup=lambda: bare_latencies.append(bare.time_one()))
+            self._timed_rounds(setup=before, teardown=after)
         finally:
             bare.close()
-        suite_mean = statistics.fmean(self.result.parent_latencies_s)
-        bare_mean = statistics.fmean(bare_latencies)
-        overhead = suite_mean / bare_mean - 1.0
+        overhead = paired_overhead(self.result.parent_latencies_s, bare_latencies)
         self.result.notes.append(
-            f"harness overhead: suite mean {suite_mean:.4f} s vs bare perf_counter loop {bare_mean:.4f} s "
-            f"over {len(bare_latencies)} interleaved rounds: {overhead:+.2%}"
+            f"harness overhead over {overhead['pairs']} interleaved pairs: suite mean {overhead['suite_mean_s']:.4f} s "
+            f"vs bare perf_counter loop {overhead['bare_mean_s']:.4f} s: {overhead['overhead']:+.2%} "
+            f"(approx. 95% CI {overhead['ci_low']:+.2%} to {overhead['ci_high']:+.2%})"
         )
         self.request.getfixturevalue("benchmark").extra_info.update(
             bare_latencies_s=bare_latencies, harness_overhead=overhead
         )
         return self.result
 
-    def _timed_rounds(self, setup: Callable[[], None] | None) -> CaseResult:
+    def _timed_rounds(
+        self, setup: Callable[[], None] | None, teardown: Callable[[], None] | None = None
+    ) -> CaseResult:
         rounds = self.case.run.rounds
         with Worker(self.case, on_event=self._on_event, progress_every_s=self.progress_every_s or 1e9) as worker:
             try:
@@ -111,7 +142,9 @@ class CaseBench:
                 # Requested only now: a case that fails before timing leaves no empty benchmark behind.
                 benchmark = self.request.getfixturevalue("benchmark")
                 benchmark.group = self.case.profile
-                benchmark.pedantic(one_round, setup=setup, rounds=rounds, warmup_rounds=0, iterations=1)
+                benchmark.pedantic(
+                    one_round, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
+                )
                 benchmark.extra_info.update(summarise(self.result))
             except WorkerFailed as error:
                 self.result.status = "failed"

@@ -29,6 +29,53 @@ def _build_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from sdperf.cases import make_case
+    from sdperf.doctor import diagnose, format_findings
+    from sdperf.hardware import detect_host, find_library, read_throttle, read_thermal
+    from sdperf.models.store import ModelSpec
+    from sdperf.profiles import ProfileError, check_profile_name, load_profiles
+    from sdperf.recipes import REGISTRY
+    from sdperf.runner import Worker, WorkerFailed
+
+    host = detect_host()
+    try:
+        name = check_profile_name(args.profile, "--profile") if args.profile else host.primary
+    except ProfileError as error:
+        print(f"sdperf: {error}", file=sys.stderr)
+        return 2
+    profile = load_profiles()[name]
+    case = make_case(profile, REGISTRY["fp32"], ModelSpec(name=profile.builtin_model), {"timeout_s": 120.0})
+    print(f"host: {host.reasons[host.primary]}")
+    print(f"profile: {name} ({'detected' if not args.profile else 'requested'}); matches here: {', '.join(host.matches)}")
+    audit = None
+    try:
+        with Worker(case) as worker:
+            worker.start()
+            audit = worker.request("audit")["audit"]
+    except WorkerFailed as error:
+        print(f"the worker could not start with the profile's settings: {error}")
+    if audit:
+        pools = ", ".join(f"{p.get('internal_api')} {p.get('num_threads')}" for p in audit["threadpools"])
+        print(f"worker: torch {audit['torch_threads']} threads; pools: {pools}; allocators: {audit['allocators'] or 'libc'}")
+    libraries = {
+        "jemalloc": find_library("libjemalloc.so.2"),
+        "tcmalloc": find_library("libtcmalloc_minimal.so.4"),
+    }
+    findings = diagnose(
+        host,
+        audit,
+        case.worker_environment(),
+        throttle=read_throttle(),
+        profile=name,
+        libraries=libraries,
+        thermal=read_thermal(),
+    )
+    print()
+    print(format_findings(findings))
+    return 1 if any(f.level == "error" for f in findings) else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdperf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("name", help="tiny-sd15 or tiny-sd3")
     build.add_argument("--out", help="write to this new folder instead of the cache")
     build.set_defaults(run=_build_model)
+    doctor = commands.add_parser("doctor", help="what on this host will ruin the numbers, and how to fix it")
+    doctor.add_argument("--profile", help="check the settings of this profile (default: the detected one)")
+    doctor.set_defaults(run=_doctor)
     return parser
 
 

@@ -181,6 +181,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line(line)
 
 
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    import hashlib
+
+    settings = config.stash[settings_key]
+    host_profiles(config)
+    host = config.stash.get(host_key, None)
+    if host is None:
+        from sdperf.hardware import detect_host
+
+        host = config.stash[host_key] = detect_host()
+    lock = config.rootpath / "constraints.txt"
+    machine_info["sdperf"] = {
+        "host": host.to_json(),
+        "emulated_profile": settings.emulate,
+        "lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None,
+    }
+
+
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
     # pytest-benchmark leaves failed benchmarks out of its list; ours keeps every case with its reason.
     output_json["sdperf"] = {

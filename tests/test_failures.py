@@ -54,4 +54,6 @@ def test_killed_and_hung_cases_fail_alone_and_the_rest_is_saved(pytester: pytest
     assert statuses["test_a[cpu-fp32]"][0] == "failed" and "SIGKILL" in statuses["test_a[cpu-fp32]"][1]
     assert statuses["test_b[cpu-fp32]"][0] == "failed" and "timed out" in statuses["test_b[cpu-fp32]"][1]
     assert statuses["test_c[cpu-fp32]"] == ("passed", "")
+    assert saved["machine_info"]["sdperf"]["host"]["primary"] == "cpu"
+    assert len(saved["machine_info"]["sdperf"]["lock_sha256"] or "") in (0, 64)
     result.stdout.fnmatch_lines(["*sdperf results*", "cpu-fp32 failed: case cpu-fp32: worker was killed*"])

@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 session = PipelineSession(request["case"], on_step)
                 reply = session.load()
+            elif request["op"] == "audit":
+                # What the process really runs with, without loading a model (for `sdperf doctor`).
+                from sdperf.worker.audit import worker_audit
+
+                reply = {"audit": worker_audit()}
             elif request["op"] == "generate":
                 if session is None:
                     raise RuntimeError("generate before load")

@@ -1,0 +1,39 @@
+"""The `sdperf` command as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _sdperf(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sdperf.cli", *arguments], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_doctor_audits_a_worker_started_with_the_profile_settings() -> None:
+    result = _sdperf("doctor", "--profile", "pi5")
+    assert result.returncode in (0, 1), result.stderr
+    assert "profile: pi5 (requested)" in result.stdout
+    # The Pi 5 profile sets OMP_NUM_THREADS=4: the worker must really run with 4 OpenMP threads.
+    assert "worker: torch 4 threads" in result.stdout
+    assert "[omp-num-threads-unset]" not in result.stdout
+
+
+def test_doctor_flags_unset_thread_variables_of_the_generic_profile() -> None:
+    result = _sdperf("doctor", "--profile", "cpu")
+    assert "[omp-num-threads-unset]" in result.stdout
+    assert "fix:" in result.stdout
+
+
+def test_doctor_refuses_an_unknown_profile() -> None:
+    result = _sdperf("doctor", "--profile", "pi6")
+    assert result.returncode == 2
+    assert "profile 'pi6' is unknown; known: pi4, pi5, sapphire_rapids, cuda_lowvram, cpu" in result.stderr
+
+
+def test_build_model_refuses_an_unknown_name() -> None:
+    result = _sdperf("build-model", "tiny-sdxl")
+    assert result.returncode == 2
+    assert "'tiny-sdxl' is not built in; built-in: tiny-sd15, tiny-sd3" in result.stderr
