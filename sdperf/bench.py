@@ -58,9 +58,10 @@ class CaseBench:
     def _on_event(self, event: dict) -> None:
         if event.get("event") == "step" and self.progress_every_s:
             step, step_s = event["step"], event["step_s"]
-            remaining = max(self.case.workload.steps - step, 0) * step_s
+            total = event.get("of") or max(self.case.workload.steps, step)
+            remaining = max(total - step, 0) * step_s
             self._say(
-                f"[{self.case.id}] {self._round_label}: step {step}/{self.case.workload.steps}, "
+                f"[{self.case.id}] {self._round_label}: step {step}/{total}, "
                 f"{step_s:.2f} s/it, about {remaining:.0f} s left in this image"
             )
 

@@ -56,7 +56,7 @@ def _doctor(args: argparse.Namespace) -> int:
     except WorkerFailed as error:
         print(f"the worker could not start with the profile's settings: {error}")
     if audit:
-        pools = ", ".join(f"{p.get('internal_api')} {p.get('num_threads')}" for p in audit["threadpools"])
+        pools = ", ".join(sorted(f"{p.get('internal_api')} {p.get('num_threads')}" for p in audit["threadpools"]))
         print(f"worker: torch {audit['torch_threads']} threads; pools: {pools}; allocators: {audit['allocators'] or 'libc'}")
     libraries = {
         "jemalloc": find_library("libjemalloc.so.2"),

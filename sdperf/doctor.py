@@ -171,6 +171,26 @@ def check_thread_variables(ctx: Context) -> Iterator[Finding]:
             )
 
 
+def check_threads_honoured(ctx: Context) -> Iterator[Finding]:
+    """OMP_NUM_THREADS asked for N but the worker's torch runs another count.
+
+    torch caps its default at the core count (torch 2.13 turns OMP_NUM_THREADS=4 into 2
+    threads on a 2-core host), so a setting copied from another machine quietly changes.
+    """
+    value = ctx.environ.get("OMP_NUM_THREADS")
+    wanted = _thread_value("OMP_NUM_THREADS", value) if value else None
+    actual = (ctx.worker_audit or {}).get("torch_threads")
+    if wanted is None or not isinstance(actual, int) or actual == wanted:
+        return
+    yield Finding(
+        "warning",
+        "thread-variable-not-honoured",
+        f"OMP_NUM_THREADS={value} but torch in the worker runs {actual} intra-op threads, "
+        "so results are not those of the setting asked for",
+        f"export OMP_NUM_THREADS={actual} to ask for what runs, or run on a host with {wanted} cores",
+    )
+
+
 def _supply(board: str | None) -> str:
     return {
         "pi5": "the official 5 V 5 A (27 W) USB-C supply",
@@ -305,6 +325,7 @@ CHECKS: list[Check] = [
     check_worker_audit,
     check_blas_openmp,
     check_thread_variables,
+    check_threads_honoured,
     check_pi_throttle,
     check_pi_temperature,
     check_jemalloc,

@@ -175,6 +175,8 @@ class Worker:
     def close(self) -> None:
         """Ask the worker to stop; kill it if it does not. Keeps the log only on failure."""
         if self.process is None:
+            self._log.close()
+            self.log_path.unlink(missing_ok=True)
             return
         if self.process.poll() is None:
             try:

@@ -160,7 +160,21 @@ def test_thread_variable_above_core_count() -> None:
      {"OMP_NUM_THREADS": " 4 ", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "8"}],
 )
 def test_thread_variables_quiet_when_valid(env: dict[str, str]) -> None:
-    assert run(environ=env) == []
+    torch_threads = int(env["OMP_NUM_THREADS"].split(",")[0])
+    assert run(audit=good_audit(torch_threads=torch_threads), environ=env) == []
+
+
+def test_thread_variable_not_honoured_by_torch() -> None:
+    # torch caps its default at the core count: OMP_NUM_THREADS=4 ran 2 threads on a 2-core host.
+    finding = only(run(audit=good_audit(torch_threads=2)), "thread-variable-not-honoured")
+    assert finding.level == "warning"
+    assert "OMP_NUM_THREADS=4" in finding.message and "runs 2 intra-op threads" in finding.message
+    assert "OMP_NUM_THREADS=2" in finding.fix
+
+
+def test_thread_variable_honoured_or_unset_is_quiet() -> None:
+    assert "thread-variable-not-honoured" not in codes(run(audit=good_audit(torch_threads=4)))
+    assert "thread-variable-not-honoured" not in codes(run(audit=good_audit(torch_threads=2), environ={}))
 
 
 def test_fix_uses_logical_cores_when_physical_unknown() -> None:

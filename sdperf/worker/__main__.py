@@ -28,12 +28,12 @@ def main(argv: list[str] | None = None) -> int:
 
     last_event = [time.perf_counter()]
 
-    def on_step(step: int, step_s: float) -> None:
+    def on_step(step: int, total: int | None, step_s: float) -> None:
         # Rate-limited: a tiny model's steps take milliseconds, a Pi's half a minute.
         now = time.perf_counter()
         if now - last_event[0] >= args.progress_every:
             last_event[0] = now
-            protocol.write_message(replies, {"event": "step", "step": step, "step_s": step_s})
+            protocol.write_message(replies, {"event": "step", "step": step, "of": total, "step_s": step_s})
 
     reader, pending = protocol.LineReader(), []
     session = None

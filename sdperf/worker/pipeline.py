@@ -40,7 +40,7 @@ def image_digest(images) -> str:
 
 
 class PipelineSession:
-    def __init__(self, case: dict, on_step: Callable[[int, float], None]) -> None:
+    def __init__(self, case: dict, on_step: Callable[[int, int | None, float], None]) -> None:
         self.case = case
         self._on_step = on_step
         self.pipe: Any = None

@@ -49,7 +49,7 @@ class CallTimings:
 class PhaseRecorder:
     """Installs timing hooks on a diffusers pipeline; `instrumented` lists what could be hooked."""
 
-    def __init__(self, pipe: Any, on_step: Callable[[int, float], None] | None = None) -> None:
+    def __init__(self, pipe: Any, on_step: Callable[[int, int | None, float], None] | None = None) -> None:
         self.pipe = pipe
         self.timings = CallTimings()
         self.instrumented: list[str] = []
@@ -104,5 +104,7 @@ class PhaseRecorder:
         previous = self.timings.step_ends[-1] if self.timings.step_ends else self.timings.first_denoise
         self.timings.step_ends.append(now)
         if self._on_step is not None:
-            self._on_step(step + 1, now - previous if previous is not None else 0.0)
+            # Steps that really run: PNDM runs one more than it was asked for.
+            total = getattr(pipe, "num_timesteps", None)
+            self._on_step(step + 1, total, now - previous if previous is not None else 0.0)
         return {}
