@@ -10,11 +10,14 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from sdperf.cases import Case
+from sdperf.hoststate import invalid_reasons, read_host_state
 from sdperf.overhead import BareLoop
+from sdperf.profiles import Limits
 from sdperf.results import CaseResult, summarise
 from sdperf.runner import Worker, WorkerFailed
 
@@ -47,8 +50,12 @@ class CaseBench:
         result: CaseResult,
         progress_every_s: float,
         say: Callable[[str], None],
+        host_root: Path = Path("/"),
+        limits: Limits = Limits(),
     ) -> None:
         self.request = request
+        self.host_root = host_root
+        self.limits = limits
         self.case = case
         self.result = result
         self.progress_every_s = progress_every_s
@@ -124,6 +131,7 @@ class CaseBench:
         self, setup: Callable[[], None] | None, teardown: Callable[[], None] | None = None
     ) -> CaseResult:
         rounds = self.case.run.rounds
+        before = read_host_state(self.host_root)
         with Worker(self.case, on_event=self._on_event, progress_every_s=self.progress_every_s or 1e9) as worker:
             try:
                 self._start(worker)
@@ -151,5 +159,13 @@ class CaseBench:
                 self.result.status = "failed"
                 self.result.reason = str(error).splitlines()[0]
                 pytest.fail(str(error), pytrace=False)
+        after = read_host_state(self.host_root)
+        self.result.host_state = {"before": before.to_json(), "after": after.to_json()}
+        benchmark.extra_info["host_state"] = self.result.host_state
+        reasons = invalid_reasons(before, after, self.limits)
+        if reasons:
+            self.result.status = "invalid"
+            self.result.reason = "; ".join(reasons)
+            pytest.fail(f"case {self.case.id}: invalid result, not saved: {self.result.reason}", pytrace=False)
         self.result.status = "passed"
         return self.result

@@ -38,7 +38,8 @@ def _doctor(args: argparse.Namespace) -> int:
     from sdperf.recipes import REGISTRY
     from sdperf.runner import Worker, WorkerFailed
 
-    host = detect_host()
+    root = Path(args.host_root)
+    host = detect_host(root)
     try:
         name = check_profile_name(args.profile, "--profile") if args.profile else host.primary
     except ProfileError as error:
@@ -59,17 +60,17 @@ def _doctor(args: argparse.Namespace) -> int:
         pools = ", ".join(sorted(f"{p.get('internal_api')} {p.get('num_threads')}" for p in audit["threadpools"]))
         print(f"worker: torch {audit['torch_threads']} threads; pools: {pools}; allocators: {audit['allocators'] or 'libc'}")
     libraries = {
-        "jemalloc": find_library("libjemalloc.so.2"),
-        "tcmalloc": find_library("libtcmalloc_minimal.so.4"),
+        "jemalloc": find_library("libjemalloc.so.2", root),
+        "tcmalloc": find_library("libtcmalloc_minimal.so.4", root),
     }
     findings = diagnose(
         host,
         audit,
         case.worker_environment(),
-        throttle=read_throttle(),
+        throttle=read_throttle(root),
         profile=name,
         libraries=libraries,
-        thermal=read_thermal(),
+        thermal=read_thermal(root),
     )
     print()
     print(format_findings(findings))
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     build.set_defaults(run=_build_model)
     doctor = commands.add_parser("doctor", help="what on this host will ruin the numbers, and how to fix it")
     doctor.add_argument("--profile", help="check the settings of this profile (default: the detected one)")
+    doctor.add_argument("--host-root", default="/", help="read /proc and /sys under this folder")
     doctor.set_defaults(run=_doctor)
     return parser
 

@@ -45,18 +45,41 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {help_text}")
     config.stash[settings_key] = settings_module.Settings.from_config(config)
     config.stash[results_key] = []
+    _store_runs_per_profile(config)
 
 
-def host_profiles(config: pytest.Config) -> tuple[tuple[str, ...], str]:
-    """Profiles this host runs, and a one-line description of the host, detected once."""
-    settings = config.stash[settings_key]
-    if settings.emulate:
-        return (settings.emulate,), f"emulating {settings.emulate} (--sdperf-profile)"
+def detected_host(config: pytest.Config):
+    """The host as detected under --sdperf-host-root, once per run."""
     if host_key not in config.stash:
         from sdperf.hardware import detect_host
 
-        config.stash[host_key] = detect_host()
-    host = config.stash[host_key]
+        config.stash[host_key] = detect_host(config.stash[settings_key].host_root)
+    return config.stash[host_key]
+
+
+def storage_key(config: pytest.Config) -> str:
+    """Folder name that keeps runs of different hardware, and emulated runs, apart."""
+    settings = config.stash[settings_key]
+    return f"emulated-{settings.emulate}" if settings.emulate else detected_host(config).primary
+
+
+_DEFAULT_STORAGE = "file://./.benchmarks"
+
+
+def _store_runs_per_profile(config: pytest.Config) -> None:
+    # pytest-benchmark keys its storage by OS and Python only, so a Pi 5 and a Xeon would
+    # share one folder and --benchmark-compare would compare them. Unless the user chose a
+    # storage, save and compare per profile. Runs before pytest-benchmark reads the option.
+    if getattr(config.option, "benchmark_storage", None) == _DEFAULT_STORAGE:
+        config.option.benchmark_storage = f"file://{config.rootpath / '.benchmarks' / storage_key(config)}"
+
+
+def host_profiles(config: pytest.Config) -> tuple[tuple[str, ...], str]:
+    """Profiles this host runs, and a one-line description of the host."""
+    settings = config.stash[settings_key]
+    if settings.emulate:
+        return (settings.emulate,), f"emulating {settings.emulate} (--sdperf-profile)"
+    host = detected_host(config)
     return tuple(host.matches), f"host detected as {host.primary}: {host.reasons[host.primary]}"
 
 
@@ -126,7 +149,9 @@ def _case_bench(request: pytest.FixtureRequest, case: Case, label: str, check_ho
     if reason:
         result.status, result.reason = "skipped", reason
         pytest.skip(reason)
-    return CaseBench(request, case, result, settings.progress_every_s, _say_live(config))
+    return CaseBench(
+        request, case, result, settings.progress_every_s, _say_live(config), settings.host_root, profile.limits
+    )
 
 
 @pytest.fixture
@@ -183,23 +208,30 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     import hashlib
+    import os
+
+    from sdperf.cases import PROCESS_START_VARIABLES
+    from sdperf.hardware import read_thermal
+    from sdperf.worker.audit import package_versions
 
     settings = config.stash[settings_key]
-    host_profiles(config)
-    host = config.stash.get(host_key, None)
-    if host is None:
-        from sdperf.hardware import detect_host
-
-        host = config.stash[host_key] = detect_host()
     lock = config.rootpath / "constraints.txt"
     machine_info["sdperf"] = {
-        "host": host.to_json(),
+        "host": detected_host(config).to_json(),
+        "storage_key": storage_key(config),
         "emulated_profile": settings.emulate,
+        "thermal": read_thermal(settings.host_root).to_json(),
+        "parent_environment": {name: os.environ.get(name) for name in PROCESS_START_VARIABLES},
+        "packages": package_versions(),
         "lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None,
     }
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
+    results = config.stash.get(results_key, [])
+    # An invalid result (throttled, under-voltage) measured something else: never saved as timings.
+    invalid = {result.test for result in results if result.status == "invalid"}
+    output_json["benchmarks"] = [b for b in output_json["benchmarks"] if b.get("fullname") not in invalid]
     # pytest-benchmark leaves failed benchmarks out of its list; ours keeps every case with its reason.
     output_json["sdperf"] = {
         "schema": RESULT_SCHEMA_VERSION,

@@ -67,6 +67,24 @@ class RunSize:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Memory budgets, and how far the CPU clock may sag before a result is invalid."""
+
+    peak_rss_mb: int | None = None
+    cuda_reserved_mb: int | None = None
+    cpu_freq_drop: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("peak_rss_mb", "cuda_reserved_mb"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ProfileError(f"limits {name}={value!r} must be a positive whole number of MiB")
+        drop = self.cpu_freq_drop
+        if drop is not None and (not isinstance(drop, (int, float)) or not 0 < drop < 1):
+            raise ProfileError(f"limits cpu_freq_drop={drop!r} must be a fraction between 0 and 1, e.g. 0.1")
+
+
+@dataclass(frozen=True)
 class Reference:
     """A published figure, shown beside a user's own measurement."""
 
@@ -88,6 +106,7 @@ class Profile:
     builtin_workload: Workload
     builtin: RunSize
     env: Mapping[str, str] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
     references: tuple[Reference, ...] = ()
 
     def workload_for(self, builtin_model: bool) -> Workload:
@@ -99,7 +118,10 @@ class Profile:
 
 _WORKLOAD_FIELDS = {f.name for f in dataclasses.fields(Workload)}
 _RUN_FIELDS = {f.name for f in dataclasses.fields(RunSize)}
-_PROFILE_KEYS = {"description", "pipeline", "builtin_model", "recipes", "workload", "real", "builtin", "env", "reference"}
+_LIMIT_FIELDS = {f.name for f in dataclasses.fields(Limits)}
+_PROFILE_KEYS = {
+    "description", "pipeline", "builtin_model", "recipes", "workload", "real", "builtin", "env", "limits", "reference",
+}
 
 
 def _checked_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -116,6 +138,7 @@ def _profile_from_table(name: str, table: Mapping[str, Any], where: str) -> Prof
     _checked_keys(table["workload"], _WORKLOAD_FIELDS, f"{where}.workload")
     _checked_keys(table["real"], _RUN_FIELDS, f"{where}.real")
     _checked_keys(table["builtin"], _WORKLOAD_FIELDS | _RUN_FIELDS, f"{where}.builtin")
+    _checked_keys(table.get("limits", {}), _LIMIT_FIELDS, f"{where}.limits")
     env = dict(table.get("env", {}))
     for key, value in env.items():
         if not isinstance(value, str):
@@ -134,6 +157,7 @@ def _profile_from_table(name: str, table: Mapping[str, Any], where: str) -> Prof
             builtin_workload=dataclasses.replace(workload, **builtin_overrides),
             builtin=RunSize(**{k: v for k, v in table["builtin"].items() if k in _RUN_FIELDS}),
             env=env,
+            limits=Limits(**table.get("limits", {})),
             references=tuple(Reference(**ref) for ref in table.get("reference", ())),
         )
     except ProfileError as error:

@@ -59,7 +59,7 @@ def results_table(results: Iterable[CaseResult]) -> list[str]:
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     for result in results:
-        if result.status in ("failed", "skipped") and result.reason:
+        if result.status in ("failed", "skipped", "invalid") and result.reason:
             lines.append(f"{result.case_id} {result.status}: {result.reason}")
     for result in results:
         lines.extend(f"{result.case_id}: {note}" for note in result.notes)

@@ -20,7 +20,7 @@ class CaseResult:
     profile: str
     recipe: str
     model: str
-    status: str = "running"  # passed | failed | skipped
+    status: str = "running"  # passed | failed | skipped | invalid
     reason: str = ""
     rounds: list[dict[str, Any]] = field(default_factory=list)
     load: dict[str, Any] = field(default_factory=dict)
@@ -28,6 +28,7 @@ class CaseResult:
     parent_latencies_s: list[float] = field(default_factory=list)
     reference: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    host_state: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

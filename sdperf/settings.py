@@ -26,6 +26,7 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("timeout", "seconds one case may take in all before its worker is killed (default: from the profile)", "string"),
     ("progress", "seconds between live progress lines of a running case (0: off; default 5)", "string"),
     ("profiles-file", "TOML file of hardware profiles (default: the one shipped with sdperf)", "string"),
+    ("host-root", "read the host's /proc and /sys under this folder (e.g. a container's mount of them)", "string"),
 )
 
 
@@ -71,6 +72,7 @@ class Settings:
     recipes: tuple[str, ...] | None
     run_override: dict[str, Any]
     progress_every_s: float
+    host_root: Path = Path("/")
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -113,6 +115,10 @@ class Settings:
             if number is not None:
                 run_override[field_name] = number
         progress = _number(config, "progress", float, 0)
+        root_value, root_source = _raw(config, "host-root")
+        host_root = Path(root_value) if root_value else Path("/")
+        if not host_root.is_dir():
+            raise pytest.UsageError(f"{root_source}: {str(root_value)!r} is not a folder; give the folder holding proc/ and sys/")
         return cls(
             profiles=profiles,
             model=model,
@@ -120,4 +126,5 @@ class Settings:
             recipes=recipes,
             run_override=run_override,
             progress_every_s=5.0 if progress is None else progress,
+            host_root=host_root,
         )

@@ -43,3 +43,13 @@ def test_build_model_refuses_an_unknown_name() -> None:
     result = _sdperf("build-model", "tiny-sdxl")
     assert result.returncode == 2
     assert "'tiny-sdxl' is not built in; built-in: tiny-sd15, tiny-sd3" in result.stderr
+
+
+def test_doctor_reads_a_throttled_pi_under_host_root(tmp_path) -> None:
+    from test_profile_selection import fake_pi5
+
+    root = fake_pi5(tmp_path / "root", throttled="0x50005")
+    result = _sdperf("doctor", "--host-root", str(root))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "profile: pi5 (detected)" in result.stdout
+    assert "error [pi-under-voltage]" in result.stdout and "5 V 5 A" in result.stdout
