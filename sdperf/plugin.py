@@ -224,6 +224,13 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         "parent_environment": {name: os.environ.get(name) for name in PROCESS_START_VARIABLES},
         "packages": package_versions(),
         "lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None,
+        # Threads, pools and allocator as each case's own worker saw them (saving happens
+        # after the run, so every case that started a worker is here).
+        "workers": {
+            result.case_id: result.load["audit"]
+            for result in config.stash.get(results_key, [])
+            if "audit" in result.load
+        },
     }
 
 

@@ -71,6 +71,9 @@ def test_pi5_marker_runs_the_pi5_workload_with_pi5_settings_on_a_pi5(pi5_suite: 
     assert all(len(r["step_s"]) == 32 and r["image_shape"] == [1, 128, 128, 3] for r in extra["rounds"])
     assert extra["host_state"]["after"]["throttle"]["raw"] == 0
     assert saved["machine_info"]["sdperf"]["host"]["primary"] == "pi5"
+    worker = saved["machine_info"]["sdperf"]["workers"]["pi5-fp32"]
+    assert worker["environment"]["OMP_NUM_THREADS"] == "4" and "ATen/Parallel" in worker["parallel_info"]
+    assert {pool["internal_api"] for pool in worker["threadpools"]} >= {"openmp"}
     # Saved with the Pi 5's runs, not with every Linux/CPython machine's.
     assert list((pi5_suite.path / ".benchmarks" / "pi5").rglob("*.json"))
 
