@@ -52,7 +52,9 @@ class CaseBench:
         say: Callable[[str], None],
         host_root: Path = Path("/"),
         limits: Limits = Limits(),
+        save_png: Path | None = None,
     ) -> None:
+        self.save_png = save_png
         self.request = request
         self.host_root = host_root
         self.limits = limits
@@ -154,6 +156,10 @@ class CaseBench:
                 benchmark.pedantic(
                     one_round, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
                 )
+                if self.save_png:
+                    # Written after timing, from the worker's last image: encoding is not timed.
+                    worker.request("save_image", path=str(self.save_png))
+                    self.result.image_path = str(self.save_png)
                 benchmark.extra_info.update(summarise(self.result))
             except WorkerFailed as error:
                 self.result.status = "failed"

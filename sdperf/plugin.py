@@ -6,10 +6,14 @@ selection stay fast. Everything heavy runs in worker processes.
 
 from __future__ import annotations
 
+import datetime
+from pathlib import Path
+
 import pytest
 
 from sdperf import hookspecs, settings as settings_module
 from sdperf.bench import CaseBench
+from sdperf.correctness import CaseCheck, GoldenPolicy
 from sdperf.cases import Case, make_case
 from sdperf.models.store import ModelSpec, pipeline_class_of
 from sdperf.profiles import PROFILE_NAMES
@@ -30,6 +34,7 @@ settings_key = pytest.StashKey[settings_module.Settings]()
 results_key = pytest.StashKey[list[CaseResult]]()
 host_key = pytest.StashKey[object]()
 case_result_key = pytest.StashKey[CaseResult]()
+images_key = pytest.StashKey[Path]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -129,19 +134,17 @@ def sdperf_case(request: pytest.FixtureRequest) -> Case:
     return request.param
 
 
-def _case_bench(request: pytest.FixtureRequest, case: Case, label: str, check_host: bool) -> CaseBench:
+def _register(request: pytest.FixtureRequest, case: Case, kind: str, check_host: bool) -> CaseResult:
+    """Record the case's result (whatever happens to it) and skip it, with the reason, if it cannot run here."""
     config = request.config
-    settings = config.stash[settings_key]
-    profile = settings.profiles[case.profile]
+    profile = config.stash[settings_key].profiles[case.profile]
+    label = {"latency": case.id, "harness": f"harness:{case.id}"}.get(kind, f"{case.id} {kind}")
     result = CaseResult(
-        case_id=label,
-        test=request.node.nodeid,
-        profile=case.profile,
-        recipe=case.recipe,
-        model=case.model.name,
+        case_id=label, test=request.node.nodeid, profile=case.profile, recipe=case.recipe,
+        model=case.model.name, kind=kind,
     )
     for reference in profile.references:
-        if reference.recipe == case.recipe:
+        if kind == "latency" and reference.recipe == case.recipe:
             result.reference = {**reference.__dict__, "comparable": not case.model.builtin}
     config.stash[results_key].append(result)
     request.node.stash[case_result_key] = result
@@ -149,15 +152,38 @@ def _case_bench(request: pytest.FixtureRequest, case: Case, label: str, check_ho
     if reason:
         result.status, result.reason = "skipped", reason
         pytest.skip(reason)
+    return result
+
+
+def _case_bench(request: pytest.FixtureRequest, case: Case, kind: str, check_host: bool) -> CaseBench:
+    settings = request.config.stash[settings_key]
+    result = _register(request, case, kind, check_host)
     return CaseBench(
-        request, case, result, settings.progress_every_s, _say_live(config), settings.host_root, profile.limits
+        request, case, result, settings.progress_every_s, _say_live(request.config), settings.host_root,
+        settings.profiles[case.profile].limits, save_png=_image_path(request.config, case, kind),
     )
+
+
+def run_images_dir(config: pytest.Config) -> Path:
+    """This run's image folder: named by time and profile, and written into the saved JSON."""
+    if images_key not in config.stash:
+        settings = config.stash[settings_key]
+        base = settings.save_images or config.rootpath / ".benchmarks" / storage_key(config) / "images"
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        config.stash[images_key] = base / f"{stamp}-{storage_key(config)}"
+    return config.stash[images_key]
+
+
+def _image_path(config: pytest.Config, case: Case, kind: str) -> Path | None:
+    if config.stash[settings_key].save_images is None:
+        return None
+    return run_images_dir(config) / f"{case.id}{'' if kind == 'latency' else '-' + kind}.png"
 
 
 @pytest.fixture
 def sdperf_bench(request: pytest.FixtureRequest, sdperf_case: Case) -> CaseBench:
     """Runs `sdperf_case` in a fresh worker process; see `CaseBench.latency`."""
-    return _case_bench(request, sdperf_case, sdperf_case.id, check_host=True)
+    return _case_bench(request, sdperf_case, "latency", check_host=True)
 
 
 @pytest.fixture
@@ -167,7 +193,27 @@ def sdperf_harness(request: pytest.FixtureRequest) -> CaseBench:
     profile = settings.profiles["cpu"]
     model = settings.model or ModelSpec(name=profile.builtin_model)
     case = make_case(profile, REGISTRY["fp32"], model, settings.run_override)
-    return _case_bench(request, case, f"harness:{case.id}", check_host=False)
+    return _case_bench(request, case, "harness", check_host=False)
+
+
+@pytest.fixture
+def sdperf_check(request: pytest.FixtureRequest, sdperf_case: Case) -> CaseCheck:
+    """Correctness checks of `sdperf_case`: see `CaseCheck.determinism` and `CaseCheck.fidelity`."""
+    config = request.config
+    settings = config.stash[settings_key]
+    kind = request.node.originalname.removeprefix("test_")
+    result = _register(request, sdperf_case, kind, check_host=True)
+    profile = settings.profiles[sdperf_case.profile]
+    reference = make_case(profile, REGISTRY["fp32"], sdperf_case.model, settings.run_override)
+    golden = GoldenPolicy(
+        root=settings.golden_dir or config.rootpath / "baselines" / "golden",
+        storage_key=storage_key(config),
+        record=settings.record_golden,
+    )
+    return CaseCheck(
+        sdperf_case, result, REGISTRY[sdperf_case.recipe], reference, run_images_dir(config),
+        keep_images=settings.save_images is not None, golden=golden,
+    )
 
 
 def _say_live(config: pytest.Config):
@@ -242,5 +288,6 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
     # pytest-benchmark leaves failed benchmarks out of its list; ours keeps every case with its reason.
     output_json["sdperf"] = {
         "schema": RESULT_SCHEMA_VERSION,
+        "images_dir": str(config.stash[images_key]) if images_key in config.stash else None,
         "cases": [result.to_json() for result in config.stash.get(results_key, [])],
     }

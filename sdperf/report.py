@@ -52,18 +52,31 @@ def _row(result: CaseResult) -> list[str]:
 
 
 def results_table(results: Iterable[CaseResult]) -> list[str]:
-    """Aligned text lines: one row per case, then failure reasons and published figures."""
-    results = list(results)
-    rows = [list(_COLUMNS)] + [_row(r) for r in results]
+    """Aligned text lines: one row per timed case, then failures, checks, skips and published figures."""
+    everything = list(results)
+    ran = [r for r in everything if r.status != "skipped"]
+    timed = [r for r in ran if r.kind in ("latency", "harness")]
+    checks = [r for r in ran if r.kind not in ("latency", "harness")]
+    rows = [list(_COLUMNS)] + [_row(r) for r in timed]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    for result in results:
-        if result.status in ("failed", "skipped", "invalid") and result.reason:
+    if not timed:
+        lines = []
+    for result in timed:
+        if result.status in ("failed", "invalid") and result.reason:
             lines.append(f"{result.case_id} {result.status}: {result.reason}")
-    for result in results:
         lines.extend(f"{result.case_id}: {note}" for note in result.notes)
-    for result in results:
+    for check in checks:
+        detail = check.reason if check.status != "passed" else "; ".join(check.notes)
+        lines.append(f"{check.case_id}: {check.status}{': ' + detail if detail else ''}")
+    skipped: dict[str, list[str]] = {}
+    for result in everything:
+        if result.status == "skipped":
+            skipped.setdefault(result.reason, []).append(result.case_id)
+    for reason, cases in skipped.items():
+        lines.append(f"skipped ({', '.join(cases)}): {reason}")
+    for result in timed:
         ref = result.reference
         if ref:
             comparable = "" if ref["comparable"] else " (real weights; not comparable with the built-in model)"

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # Version of the "sdperf" part of saved JSON; bump and note the change when its shape changes.
-# 1: first version (cases with status, reason, latency summary, phases, memory, image hash).
+# 1: first version (cases with kind, status, reason, latency summary, phases, memory, image hash,
+#    saved image paths, host state, notes).
 RESULT_SCHEMA_VERSION = 1
 
 PHASES = ("text_encoding_s", "denoise_s", "vae_decode_s", "other_s")
@@ -20,6 +21,7 @@ class CaseResult:
     profile: str
     recipe: str
     model: str
+    kind: str = "latency"  # latency | harness | determinism | fidelity
     status: str = "running"  # passed | failed | skipped | invalid
     reason: str = ""
     rounds: list[dict[str, Any]] = field(default_factory=list)
@@ -29,6 +31,7 @@ class CaseResult:
     reference: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     host_state: dict[str, Any] = field(default_factory=dict)
+    image_path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,4 +77,5 @@ def summarise(result: CaseResult) -> dict[str, Any]:
         "image_sha256": result.image_hashes(),
         "rounds": result.rounds,
         "reference": result.reference,
+        "image_path": result.image_path,
     }

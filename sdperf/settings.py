@@ -27,6 +27,8 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("progress", "seconds between live progress lines of a running case (0: off; default 5)", "string"),
     ("profiles-file", "TOML file of hardware profiles (default: the one shipped with sdperf)", "string"),
     ("host-root", "read the host's /proc and /sys under this folder (e.g. a container's mount of them)", "string"),
+    ("save-images", "save each case's image, with its settings in PNG metadata, under this folder", "string"),
+    ("golden-dir", "folder of golden images (default: baselines/golden)", "string"),
 )
 
 
@@ -36,6 +38,11 @@ def add_options(parser: pytest.Parser) -> None:
         dest = "sdperf_" + suffix.replace("-", "_")
         group.addoption(f"--sdperf-{suffix}", dest=dest, default=None, help=help_text)
         parser.addini(dest, help=help_text, type=ini_type, default=None)
+    # An explicit act each time, so no ini key: goldens never change as a side effect.
+    group.addoption(
+        "--sdperf-record-golden", action="store_true", default=False,
+        help="record this run's fixed-seed images as the golden ones (overwrites)",
+    )
 
 
 def _raw(config: pytest.Config, suffix: str) -> tuple[Any, str]:
@@ -73,6 +80,9 @@ class Settings:
     run_override: dict[str, Any]
     progress_every_s: float
     host_root: Path = Path("/")
+    save_images: Path | None = None
+    golden_dir: Path | None = None
+    record_golden: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -119,6 +129,8 @@ class Settings:
         host_root = Path(root_value) if root_value else Path("/")
         if not host_root.is_dir():
             raise pytest.UsageError(f"{root_source}: {str(root_value)!r} is not a folder; give the folder holding proc/ and sys/")
+        images_value, _ = _raw(config, "save-images")
+        golden_value, _ = _raw(config, "golden-dir")
         return cls(
             profiles=profiles,
             model=model,
@@ -127,4 +139,7 @@ class Settings:
             run_override=run_override,
             progress_every_s=5.0 if progress is None else progress,
             host_root=host_root,
+            save_images=Path(images_value).resolve() if images_value else None,
+            golden_dir=Path(golden_value).resolve() if golden_value else None,
+            record_golden=bool(config.getoption("sdperf_record_golden")),
         )

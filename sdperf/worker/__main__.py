@@ -53,11 +53,15 @@ def main(argv: list[str] | None = None) -> int:
                 from sdperf.worker.audit import worker_audit
 
                 reply = {"audit": worker_audit()}
+            elif request["op"] == "save_image":
+                if session is None:
+                    raise RuntimeError("save_image before load")
+                reply = session.save_last(request["path"])
             elif request["op"] == "generate":
                 if session is None:
                     raise RuntimeError("generate before load")
                 last_event[0] = time.perf_counter()
-                reply = session.generate()
+                reply = session.generate(save_png=request.get("save_png"))
             else:
                 raise ValueError(f"unknown request {request.get('op')!r}")
             protocol.write_message(replies, {"ok": True, **reply})

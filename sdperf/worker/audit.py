@@ -56,6 +56,8 @@ def thread_audit() -> dict[str, Any]:
         "torch_interop_threads": torch.get_num_interop_threads(),
         "parallel_info": torch.__config__.parallel_info(),
         "threadpools": threadpool_info(),
+        # Which SIMD kernels torch dispatches to: images are bitwise comparable only within one.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
 
 

@@ -65,12 +65,13 @@ class PipelineSession:
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
+        self.weights_sha256 = weight_digest(path)
         self.recorder = PhaseRecorder(pipe, on_step=self._on_step)
         return {
             "model_path": str(path),
             "pipeline_class": type(pipe).__name__,
             "components": sorted(k for k, v in getattr(pipe, "components", {}).items() if v is not None),
-            "weights_sha256": weight_digest(path),
+            "weights_sha256": self.weights_sha256,
             "build_s": build_s,
             "load_s": load_s,
             "peak_rss_load_bytes": audit.peak_rss_bytes(),
@@ -107,7 +108,40 @@ class PipelineSession:
             arguments["callback_on_step_end"] = self.recorder.step_callback
         return arguments
 
-    def generate(self) -> dict[str, Any]:
+    def generation_settings(self, packages: dict[str, str | None]):
+        """Everything needed to regenerate the image, for its PNG metadata."""
+        from sdperf import __version__
+        from sdperf.pngmeta import GenerationSettings
+
+        workload = self.case["workload"]
+        return GenerationSettings(
+            prompt=workload["prompt"],
+            prompt_2=workload.get("prompt_2"),
+            prompt_3=workload.get("prompt_3"),
+            negative_prompt=workload.get("negative_prompt"),
+            steps=workload["steps"],
+            width=workload["width"],
+            height=workload["height"],
+            seed=workload["seed"],
+            guidance=workload.get("guidance"),
+            scheduler=type(self.pipe.scheduler).__name__,
+            model=self.case["model"]["name"],
+            model_sha256=self.weights_sha256,
+            recipe=self.case["recipe"],
+            packages={name: version for name, version in packages.items() if version},
+            suite_version=__version__,
+        )
+
+    def save_png(self, images, path: str) -> None:
+        import numpy as np
+
+        from sdperf.pngmeta import write_png
+
+        # The same float-to-8-bit conversion diffusers uses for output_type="pil".
+        pixels = (np.clip(images[0], 0, 1) * 255).round().astype("uint8")
+        write_png(path, pixels, self.generation_settings(audit.package_versions()))
+
+    def generate(self, save_png: str | None = None) -> dict[str, Any]:
         arguments = self._call_arguments()
         rss_scoped = audit.reset_peak_rss()
         self.recorder.reset()
@@ -122,4 +156,14 @@ class PipelineSession:
             peak_rss_bytes=audit.peak_rss_bytes(),
             peak_rss_scope="call" if rss_scoped else "process",
         )
+        self.last_images = images
+        if save_png:
+            self.save_png(images, save_png)
+            result["image_path"] = save_png
         return result
+
+    def save_last(self, path: str) -> dict[str, Any]:
+        if getattr(self, "last_images", None) is None:
+            raise RuntimeError("save_image before any generate")
+        self.save_png(self.last_images, path)
+        return {"image_path": path}

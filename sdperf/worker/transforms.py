@@ -11,7 +11,15 @@ from typing import Any
 
 Transform = Callable[[Any, dict], tuple[Any, dict]]
 
-TRANSFORMS: dict[str, Transform] = {}
+def dpm_solver(pipe: Any, case: dict) -> tuple[Any, dict]:
+    from diffusers import DPMSolverMultistepScheduler
+
+    replaced = type(pipe.scheduler).__name__
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    return pipe, {"scheduler": type(pipe.scheduler).__name__, "replaced": replaced}
+
+
+TRANSFORMS: dict[str, Transform] = {"dpm_solver": dpm_solver}
 
 
 def apply(name: str | None, pipe: Any, case: dict) -> tuple[Any, dict]:
