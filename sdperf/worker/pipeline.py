@@ -114,6 +114,10 @@ class PipelineSession:
         from sdperf.pngmeta import GenerationSettings
 
         workload = self.case["workload"]
+        guidance = workload.get("guidance")
+        if guidance is None:
+            # Left to the pipeline's default: record the value the call really used.
+            guidance = getattr(self.pipe, "guidance_scale", None)
         return GenerationSettings(
             prompt=workload["prompt"],
             prompt_2=workload.get("prompt_2"),
@@ -123,7 +127,7 @@ class PipelineSession:
             width=workload["width"],
             height=workload["height"],
             seed=workload["seed"],
-            guidance=workload.get("guidance"),
+            guidance=None if guidance is None else float(guidance),
             scheduler=type(self.pipe.scheduler).__name__,
             model=self.case["model"]["name"],
             model_sha256=self.weights_sha256,
