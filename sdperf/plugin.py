@@ -170,7 +170,9 @@ def run_images_dir(config: pytest.Config) -> Path:
         settings = config.stash[settings_key]
         base = settings.save_images or config.rootpath / ".benchmarks" / storage_key(config) / "images"
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        config.stash[images_key] = base / f"{stamp}-{storage_key(config)}"
+        folder = base / f"{stamp}-{storage_key(config)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        config.stash[images_key] = folder
     return config.stash[images_key]
 
 
@@ -241,6 +243,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         result.status = "failed"
         result.reason = str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "failed"
     return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Checks work in the run's image folder; without --sdperf-save-images it ends up empty.
+    folder = session.config.stash.get(images_key, None)
+    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

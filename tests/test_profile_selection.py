@@ -101,11 +101,11 @@ def test_throttled_or_slowed_case_is_invalid_and_not_saved(
 
 def test_emulated_runs_are_stored_apart_from_real_ones(latency_suite: pytest.Pytester) -> None:
     emulated = latency_suite.runpytest_subprocess(
-        "--sdperf-profile=pi5", "--sdperf-rounds=1", "--sdperf-warmup=0", "--benchmark-autosave", "-rs"
+        "--sdperf-profile=pi5", "--sdperf-recipes=fp32", "--sdperf-rounds=1", "--sdperf-warmup=0", "--benchmark-autosave", "-rs"
     )
     emulated.assert_outcomes(passed=1, skipped=3)
     emulated.stdout.fnmatch_lines(["*profile cpu does not run here (emulating pi5 (--sdperf-profile))*"])
-    real = latency_suite.runpytest_subprocess("-m", "cpu", "--sdperf-rounds=1", "--sdperf-warmup=0", "--benchmark-autosave")
+    real = latency_suite.runpytest_subprocess("-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=1", "--sdperf-warmup=0", "--benchmark-autosave")
     real.assert_outcomes(passed=1)
     storage = latency_suite.path / ".benchmarks"
     emulated_runs = [json.loads(p.read_text()) for p in (storage / "emulated-pi5").rglob("*.json")]

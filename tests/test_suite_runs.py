@@ -54,7 +54,7 @@ def test_a_model_folder_runs_the_profiles_real_workload(latency_suite: pytest.Py
 
 def test_a_model_of_another_pipeline_is_skipped_naming_both(latency_suite: pytest.Pytester) -> None:
     folder = builtin_model_path("tiny-sd3")
-    result = latency_suite.runpytest_subprocess("-m", "cpu", f"--sdperf-model={folder}", "-rs")
+    result = latency_suite.runpytest_subprocess("-m", "cpu", "--sdperf-recipes=fp32", f"--sdperf-model={folder}", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(
         [f"*profile cpu needs a StableDiffusionPipeline model; {folder.name} is a StableDiffusion3Pipeline*"]
@@ -63,7 +63,7 @@ def test_a_model_of_another_pipeline_is_skipped_naming_both(latency_suite: pytes
 
 def test_live_progress_shows_step_rate_and_time_left(latency_suite: pytest.Pytester) -> None:
     result = latency_suite.runpytest_subprocess(
-        "-m", "cpu", "--sdperf-rounds=1", "--sdperf-warmup=0", "--sdperf-progress=0.01"
+        "-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=1", "--sdperf-warmup=0", "--sdperf-progress=0.01"
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["[[]cpu-fp32[]] round 1/1: step */21, * s/it, about * s left in this image"])
@@ -71,7 +71,7 @@ def test_live_progress_shows_step_rate_and_time_left(latency_suite: pytest.Pytes
 
 def test_results_table_and_pytest_benchmark_compare_read_the_saved_run(latency_suite: pytest.Pytester) -> None:
     result = latency_suite.runpytest_subprocess(
-        "-m", "cpu", "--sdperf-rounds=2", "--sdperf-warmup=1", "--benchmark-json=run.json"
+        "-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=2", "--sdperf-warmup=1", "--benchmark-json=run.json"
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*sdperf results*", "case * status * mean s*", "cpu-fp32 * tiny-sd15 * passed * 2 *"])
@@ -87,3 +87,23 @@ def test_results_table_and_pytest_benchmark_compare_read_the_saved_run(latency_s
     assert set(extra["phase_means_s"]) == {"text_encoding_s", "denoise_s", "vae_decode_s", "other_s"}
     assert extra["peak_rss_bytes"] > 0 and len(extra["image_sha256"]) == 1
     assert extra["load"]["audit"]["torch_threads"] >= 1
+
+
+def test_saved_images_are_found_from_the_json_and_carry_their_settings(latency_suite: pytest.Pytester) -> None:
+    from sdperf.pngmeta import read_png
+
+    result = latency_suite.runpytest_subprocess(
+        "-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=1", "--sdperf-warmup=0",
+        "--sdperf-save-images=images", "--benchmark-json=run.json",
+    )
+    result.assert_outcomes(passed=1)
+    saved = json.loads((latency_suite.path / "run.json").read_text())
+    images_dir = Path(saved["sdperf"]["images_dir"])
+    image = Path(saved["benchmarks"][0]["extra_info"]["image_path"])
+    assert image.parent == images_dir and images_dir.parent == latency_suite.path / "images"
+    settings = read_png(image)
+    assert (settings.prompt, settings.seed, settings.steps) == ("sailing ship in storm by Rembrandt", 0, 20)
+    assert (settings.width, settings.height, settings.recipe, settings.model) == (128, 128, "fp32", "tiny-sd15")
+    assert settings.scheduler == "PNDMScheduler" and settings.guidance == 7.5
+    assert settings.model_sha256 == saved["benchmarks"][0]["extra_info"]["load"]["weights_sha256"]
+    assert settings.packages["torch"].startswith("2.")
