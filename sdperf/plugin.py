@@ -297,6 +297,6 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
     # pytest-benchmark leaves failed benchmarks out of its list; ours keeps every case with its reason.
     output_json["sdperf"] = {
         "schema": RESULT_SCHEMA_VERSION,
-        "images_dir": str(config.stash[images_key]) if images_key in config.stash else None,
+        "images_dir": str(run_images_dir(config)) if config.stash[settings_key].save_images else None,
         "cases": [result.to_json() for result in config.stash.get(results_key, [])],
     }
