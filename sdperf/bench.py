@@ -54,13 +54,13 @@ class CaseBench:
         limits: Limits = Limits(),
         save_png: Path | None = None,
     ) -> None:
-        self.save_png = save_png
         self.request = request
-        self.host_root = host_root
-        self.limits = limits
         self.case = case
         self.result = result
         self.progress_every_s = progress_every_s
+        self.host_root = host_root
+        self.limits = limits
+        self.save_png = save_png
         self._say = say
         self._round_label = "load"
 
@@ -96,7 +96,11 @@ class CaseBench:
     def harness_overhead(self) -> CaseResult:
         """Time the case as `latency` does, interleaved with a bare `pipe(...)` loop in another
         process, and record the suite's mean latency relative to the bare loop's."""
-        bare = BareLoop(self.case)
+        try:
+            bare = BareLoop(self.case)
+        except WorkerFailed as error:
+            self.result.status, self.result.reason = "failed", str(error).splitlines()[0]
+            pytest.fail(str(error), pytrace=False)
         bare_latencies: list[float] = []
         position = {"round": 0}
 
