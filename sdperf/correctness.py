@@ -51,6 +51,10 @@ class CaseCheck:
         self.keep_images = keep_images
         self.golden = golden
 
+    def _named(self, kind: str) -> None:
+        self.result.kind = kind
+        self.result.case_id = f"{self.case.id} {kind}"
+
     def _fail(self, message: str) -> None:
         self.result.status, self.result.reason = "failed", message.splitlines()[0]
         pytest.fail(message, pytrace=False)
@@ -68,6 +72,7 @@ class CaseCheck:
 
     def determinism(self) -> None:
         """Same seed, same image: twice in one worker, in a fresh worker, and against the golden."""
+        self._named("determinism")
         folder = self._workdir("determinism")
         new_png = folder / "new.png"
         try:
@@ -106,6 +111,7 @@ class CaseCheck:
 
     def fidelity(self) -> None:
         """The recipe's image against the profile's fp32 image, within the recipe's promise."""
+        self._named("fidelity")
         if self.recipe.name == self.reference.recipe:
             self.result.status = "skipped"
             self.result.reason = f"{self.recipe.name} is the reference the other recipes are compared with"

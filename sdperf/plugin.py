@@ -138,7 +138,8 @@ def _register(request: pytest.FixtureRequest, case: Case, kind: str, check_host:
     """Record the case's result (whatever happens to it) and skip it, with the reason, if it cannot run here."""
     config = request.config
     profile = config.stash[settings_key].profiles[case.profile]
-    label = {"latency": case.id, "harness": f"harness:{case.id}"}.get(kind, f"{case.id} {kind}")
+    # A correctness check names itself when it runs; until then (or when skipped) the test does.
+    label = {"latency": case.id, "harness": f"harness:{case.id}", "check": f"{case.id} {request.node.originalname}"}[kind]
     result = CaseResult(
         case_id=label, test=request.node.nodeid, profile=case.profile, recipe=case.recipe,
         model=case.model.name, kind=kind,
@@ -203,8 +204,7 @@ def sdperf_check(request: pytest.FixtureRequest, sdperf_case: Case) -> CaseCheck
     """Correctness checks of `sdperf_case`: see `CaseCheck.determinism` and `CaseCheck.fidelity`."""
     config = request.config
     settings = config.stash[settings_key]
-    kind = request.node.originalname.removeprefix("test_")
-    result = _register(request, sdperf_case, kind, check_host=True)
+    result = _register(request, sdperf_case, "check", check_host=True)
     profile = settings.profiles[sdperf_case.profile]
     reference = make_case(profile, REGISTRY["fp32"], sdperf_case.model, settings.run_override)
     golden = GoldenPolicy(

@@ -33,7 +33,10 @@ def _describe_exit(returncode: int | None) -> str:
         return "still running"
     if returncode < 0:
         number = -returncode
-        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else "?"
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "?"
         hint = " (the kernel's OOM killer sends this; check `dmesg`)" if number == signal.SIGKILL else ""
         return f"was killed by signal {name} ({number}){hint}"
     return f"exited with code {returncode}"

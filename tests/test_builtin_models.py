@@ -100,3 +100,24 @@ def test_tiny_sd3_generates_with_three_text_encoders_and_two_prompts() -> None:
     assert reply["image_shape"] == [1, 256, 256, 3]
     assert len(reply["step_s"]) == reply["denoiser_calls"] == 28
     assert reply["text_encoding_s"] > 0 and reply["vae_decode_s"] > 0
+
+
+def test_weight_digest_is_cached_until_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import os
+
+    from sdperf.models.store import weight_digest
+
+    monkeypatch.setenv("SDPERF_CACHE", str(tmp_path / "cache"))
+    weights = tmp_path / "model" / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"first")
+    expected = hashlib.sha256(b"unet/diffusion_pytorch_model.safetensors" + b"first").hexdigest()
+    assert weight_digest(tmp_path / "model") == expected
+    assert len(list((tmp_path / "cache" / "digests").iterdir())) == 1
+    assert weight_digest(tmp_path / "model") == expected  # served from the cache
+    weights.write_bytes(b"second")
+    os.utime(weights, ns=(1, 1))
+    assert weight_digest(tmp_path / "model") == hashlib.sha256(
+        b"unet/diffusion_pytorch_model.safetensors" + b"second"
+    ).hexdigest()

@@ -72,7 +72,7 @@ def test_fidelity_of_each_recipe_against_fp32(correctness_suite: pytest.Pytester
     ])
 
 
-def _check(recipe_fields: dict):
+def _check(recipe_fields: dict, images_dir: Path):
     """A CaseCheck of the cpu profile's built-in workload for a made-up recipe."""
     from sdperf.correctness import CaseCheck, GoldenPolicy
     from sdperf.models.store import ModelSpec
@@ -86,20 +86,17 @@ def _check(recipe_fields: dict):
     case = make_case(profile, recipe, ModelSpec("tiny-sd15"), {"timeout_s": 300})
     reference = make_case(profile, REGISTRY["fp32"], ModelSpec("tiny-sd15"), {"timeout_s": 300})
     result = CaseResult(case.id, "t", "cpu", "probe", "tiny-sd15", kind="fidelity")
-    return CaseCheck(case, result, recipe, reference, Path(pytest.__file__).parent, False,
-                     GoldenPolicy(Path("."), "cpu", False))
+    return CaseCheck(case, result, recipe, reference, images_dir, False, GoldenPolicy(Path("."), "cpu", False))
 
 
 def test_a_recipe_below_its_psnr_floor_fails(tmp_path: Path) -> None:
-    check = _check({"fidelity": "changes-image", "min_psnr_db": 99.0, "fidelity_evidence": "test"})
-    check.images_dir = tmp_path
+    check = _check({"fidelity": "changes-image", "min_psnr_db": 99.0, "fidelity_evidence": "test"}, tmp_path)
     with pytest.raises(pytest.fail.Exception, match="below its floor of 99 dB"):
         check.fidelity()
 
 
 def test_a_recipe_that_breaks_its_bit_exact_promise_fails(tmp_path: Path) -> None:
-    check = _check({"fidelity": "bit-exact"})
-    check.images_dir = tmp_path
+    check = _check({"fidelity": "bit-exact"}, tmp_path)
     with pytest.raises(pytest.fail.Exception, match="promises a bit-exact image but differs from cpu-fp32"):
         check.fidelity()
 

@@ -108,12 +108,37 @@ def ensure_builtin(name: str) -> tuple[Path, bool]:
     return folder, True
 
 
-def weight_digest(folder: Path) -> str:
-    """SHA-256 over every safetensors file of a model folder, by relative path."""
+def _hash_weights(folder: Path, files: list[Path]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*.safetensors")):
+    for path in files:
         digest.update(str(path.relative_to(folder)).encode("utf-8"))
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def weight_digest(folder: Path) -> str:
+    """SHA-256 over every safetensors file of a model folder, by relative path.
+
+    Real weights are gigabytes and every worker asks: the digest is cached under
+    SDPERF_CACHE, keyed by each file's path, size and modification time, so it is
+    computed again only when a file changes.
+    """
+    files = sorted(Path(folder).resolve().rglob("*.safetensors"))
+    stats = [(str(path), path.stat().st_size, path.stat().st_mtime_ns) for path in files]
+    key = hashlib.sha256(json.dumps(stats).encode("utf-8")).hexdigest()
+    cached = cache_root() / "digests" / f"{key}.txt"
+    try:
+        return cached.read_text(encoding="ascii").strip()
+    except OSError:
+        pass
+    digest = _hash_weights(Path(folder).resolve(), files)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}")
+        partial.write_text(digest, encoding="ascii")
+        os.replace(partial, cached)
+    except OSError:
+        pass  # A read-only cache only costs the time to hash again.
+    return digest
