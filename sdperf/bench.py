@@ -14,12 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from sdperf import judge
 from sdperf.cases import Case
 from sdperf.hoststate import invalid_reasons, read_host_state
 from sdperf.overhead import BareLoop
-from sdperf.profiles import Limits
+from sdperf.profiles import Limits, VerdictPolicy
 from sdperf.results import CaseResult, summarise
 from sdperf.runner import Worker, WorkerFailed
+
+# Finds the stored baseline's entry for a test (pytest-benchmark's fullname): (entry, file) or None.
+BaselineLookup = Callable[[str], "tuple[dict, str] | None"]
 
 
 def paired_overhead(suite: list[float], bare: list[float]) -> dict[str, float]:
@@ -40,6 +44,48 @@ def paired_overhead(suite: list[float], bare: list[float]) -> dict[str, float]:
     }
 
 
+class ControlWorker:
+    """The profile's control case (fp32) in a worker of its own, timed between the case's rounds."""
+
+    def __init__(self, case: Case) -> None:
+        self.case = case
+        self.worker = Worker(case, progress_every_s=1e9)
+        try:
+            self.worker.start()
+            self.worker.request("load", case=case.to_json())
+            for _ in range(case.run.warmup):
+                self.worker.request("generate")
+        except BaseException:
+            self.worker.close()
+            raise
+
+    def time_one(self) -> float:
+        started = time.perf_counter()
+        self.worker.request("generate")
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+def alternate(partner: Callable[[], float], samples: list[float]):
+    """pedantic `setup` and `teardown` that time `partner` before even rounds and after odd
+    ones (partner-case, case-partner, ...): each pair sits side by side in time and the
+    order effect cancels. Both run untimed by pytest-benchmark."""
+    position = {"round": 0}
+
+    def before() -> None:
+        if position["round"] % 2 == 0:
+            samples.append(partner())
+
+    def after() -> None:
+        if position["round"] % 2 == 1:
+            samples.append(partner())
+        position["round"] += 1
+
+    return before, after
+
+
 class CaseBench:
     """What a benchmark test gets as `sdperf_bench`."""
 
@@ -53,6 +99,9 @@ class CaseBench:
         host_root: Path = Path("/"),
         limits: Limits = Limits(),
         save_png: Path | None = None,
+        policy: VerdictPolicy = VerdictPolicy(),
+        control: Case | None = None,
+        find_baseline: BaselineLookup | None = None,
     ) -> None:
         self.request = request
         self.case = case
@@ -61,6 +110,9 @@ class CaseBench:
         self.host_root = host_root
         self.limits = limits
         self.save_png = save_png
+        self.policy = policy
+        self.control = control
+        self.find_baseline = find_baseline
         self._say = say
         self._round_label = "load"
 
@@ -90,8 +142,56 @@ class CaseBench:
                 self.result.first_call_s = time.perf_counter() - started
 
     def latency(self) -> CaseResult:
-        """Time the case's generation; fail this case alone, with the reason, if the worker does."""
-        return self._timed_rounds(setup=None)
+        """Time the case's generation, then judge it against the stored baseline (with
+        --benchmark-compare), the interleaved control (with --sdperf-interleave) and the
+        profile's memory budgets. A crashed worker, an invalid host state, a regression
+        or a budget overrun fails this case alone, with the reason; the rest of the run goes on."""
+        if self.control is None:
+            self._timed_rounds(setup=None)
+        else:
+            try:
+                control = ControlWorker(self.control)
+            except WorkerFailed as error:
+                self.result.status, self.result.reason = "failed", "control worker: " + str(error).splitlines()[0]
+                pytest.fail(f"control case {self.control.id} failed to start: {error}", pytrace=False)
+            try:
+                self._timed_rounds(*alternate(control.time_one, self.result.control_latencies_s))
+            finally:
+                control.close()
+        self._judge()
+        return self.result
+
+    def _judge(self) -> None:
+        benchmark = self.request.getfixturevalue("benchmark")
+        verdicts = {}
+        if self.control is not None:
+            verdicts["control"] = judge.against_control(self.result, self.policy)
+        found = self.find_baseline(benchmark.fullname) if self.find_baseline else None
+        if found is not None:
+            bench, source = found
+            self.result.baseline_source = source
+            reason = judge.not_comparable(self.case, bench)
+            if reason:
+                self.result.notes.append(f"not compared with {source}: {reason}")
+            else:
+                verdicts["baseline"] = judge.against_baseline(self.result, bench, self.policy)
+        self.result.verdicts = {
+            against: {name: verdict.to_json() for name, verdict in found_verdicts.items()}
+            for against, found_verdicts in verdicts.items()
+        }
+        benchmark.extra_info.update(verdicts=self.result.verdicts, baseline_source=self.result.baseline_source)
+        over_budget = judge.budget_failures(self.result, self.limits, self.case.profile)
+        if over_budget:
+            self.result.status, self.result.reason = "failed", "; ".join(over_budget)
+            pytest.fail(f"case {self.case.id}: " + "; ".join(over_budget), pytrace=False)
+        slower = judge.regressions(verdicts.get("baseline", {}))
+        if slower:
+            self.result.status = "regressed"
+            self.result.reason = "; ".join(slower)
+            pytest.fail(
+                f"case {self.case.id} regressed against {self.result.baseline_source}: " + "; ".join(slower),
+                pytrace=False,
+            )
 
     def harness_overhead(self) -> CaseResult:
         """Time the case as `latency` does, interleaved with a bare `pipe(...)` loop in another
@@ -102,19 +202,7 @@ class CaseBench:
             self.result.status, self.result.reason = "failed", str(error).splitlines()[0]
             pytest.fail(str(error), pytrace=False)
         bare_latencies: list[float] = []
-        position = {"round": 0}
-
-        # pedantic runs `setup` before and `teardown` after each timed round, both untimed.
-        # Alternating them (bare-suite, suite-bare, ...) cancels any order effect.
-        def before() -> None:
-            if position["round"] % 2 == 0:
-                bare_latencies.append(bare.time_one())
-
-        def after() -> None:
-            if position["round"] % 2 == 1:
-                bare_latencies.append(bare.time_one())
-            position["round"] += 1
-
+        before, after = alternate(bare.time_one, bare_latencies)
         try:
             # Same warm-up as the suite's worker: first calls pay for lazy initialisation.
             for _ in range(self.case.run.warmup):

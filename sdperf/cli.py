@@ -1,4 +1,5 @@
-"""The `sdperf` command: model building and host diagnosis beside the pytest suite."""
+"""The `sdperf` command: model building, host diagnosis, baseline promotion and trend plots
+beside the pytest suite."""
 
 from __future__ import annotations
 
@@ -77,6 +78,34 @@ def _doctor(args: argparse.Namespace) -> int:
     return 1 if any(f.level == "error" for f in findings) else 0
 
 
+def _promote(args: argparse.Namespace) -> int:
+    from sdperf.baselines import BaselineError, promote
+
+    try:
+        target = promote(Path(args.run_file), Path(args.root), label=args.label)
+    except BaselineError as error:
+        print(f"sdperf: {error}", file=sys.stderr)
+        return 1
+    print(f"promoted {args.run_file} to {target}; commit it (through a pull request) to make it the baseline")
+    return 0
+
+
+def _trend(args: argparse.Namespace) -> int:
+    from sdperf.baselines import BaselineError
+    from sdperf.trend import plot_trend, trend_points
+
+    try:
+        points = trend_points(Path(args.storage), args.case)
+        out = plot_trend(points, args.case, Path(args.out))
+    except BaselineError as error:
+        print(f"sdperf: {error}", file=sys.stderr)
+        return 1
+    for point in points:
+        print(f"{point.run}  {point.when}  median {point.median_s:.4f} s  {point.outcome}")
+    print(f"wrote {out}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdperf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +117,18 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--profile", help="check the settings of this profile (default: the detected one)")
     doctor.add_argument("--host-root", default="/", help="read /proc and /sys under this folder")
     doctor.set_defaults(run=_doctor)
+    promote = commands.add_parser(
+        "promote", help="make a saved valid run the newest baseline of its profile (baselines/<profile>/)"
+    )
+    promote.add_argument("run_file", metavar="RUN", help="a run's JSON (.benchmarks/<profile>/.../NNNN_*.json or --benchmark-json output)")
+    promote.add_argument("--root", default=".", help="project folder holding baselines/ (default: here)")
+    promote.add_argument("--label", default="baseline", help="name part of the new file (default: baseline)")
+    promote.set_defaults(run=_promote)
+    trend = commands.add_parser("trend", help="plot a case's latency across saved runs, marked by verdict")
+    trend.add_argument("case", help="test id (cpu-fp32) or full test name")
+    trend.add_argument("--storage", required=True, help="folder of saved runs, e.g. .benchmarks/cpu")
+    trend.add_argument("--out", default="trend.png", help="PNG to write (default: trend.png)")
+    trend.set_defaults(run=_trend)
     return parser
 
 

@@ -30,8 +30,13 @@ MARKERS = {
     "harness": "measures the suite itself (harness overhead against a bare loop)",
 }
 
+# The recipe every case is timed against with --sdperf-interleave: diffusers out of the box.
+CONTROL_RECIPE = "fp32"
+
 settings_key = pytest.StashKey[settings_module.Settings]()
 results_key = pytest.StashKey[list[CaseResult]]()
+compare_note_key = pytest.StashKey[str]()
+own_storage_key = pytest.StashKey[bool]()  # True when sdperf chose the run storage
 host_key = pytest.StashKey[object]()
 case_result_key = pytest.StashKey[CaseResult]()
 images_key = pytest.StashKey[Path]()
@@ -45,12 +50,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     settings_module.add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads its storage and compare options
 def pytest_configure(config: pytest.Config) -> None:
     for name, help_text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {help_text}")
     config.stash[settings_key] = settings_module.Settings.from_config(config)
     config.stash[results_key] = []
     _store_runs_per_profile(config)
+    _compare_with_baseline(config)
 
 
 def detected_host(config: pytest.Config):
@@ -77,6 +84,64 @@ def _store_runs_per_profile(config: pytest.Config) -> None:
     # storage, save and compare per profile. Runs before pytest-benchmark reads the option.
     if getattr(config.option, "benchmark_storage", None) == _DEFAULT_STORAGE:
         config.option.benchmark_storage = f"file://{config.rootpath / '.benchmarks' / storage_key(config)}"
+        config.stash[own_storage_key] = True
+
+
+def _compare_with_baseline(config: pytest.Config) -> None:
+    """A bare --benchmark-compare means this profile's newest baseline in baselines/<key>;
+    a value keeps pytest-benchmark's meaning (runs in the storage). Either way every
+    file compared against is validated first: a broken one stops the run, named."""
+    from sdperf.baselines import BaselineError, baseline_folder, latest_baseline, load_run
+
+    compare = getattr(config.option, "benchmark_compare", None)
+    if not compare:
+        return
+    if compare is True and config.stash.get(own_storage_key, False):
+        key = storage_key(config)
+        baseline = latest_baseline(config.rootpath, key)
+        if baseline is None:
+            note = (
+                f"no baseline for {key} in {baseline_folder(config.rootpath, key)}: nothing compared; "
+                "promote a valid run with `sdperf promote RUN.json`"
+            )
+            if getattr(config.option, "benchmark_compare_fail", None):
+                raise pytest.UsageError(f"--benchmark-compare-fail: {note}")
+            config.option.benchmark_compare = False
+            config.stash[compare_note_key] = note
+            return
+        files = [baseline]
+        config.option.benchmark_compare = str(baseline)
+    else:
+        from pytest_benchmark.storage.file import FileStorage
+        from pytest_benchmark.utils import get_machine_id
+
+        # Otherwise pytest-benchmark's meaning: the newest run in, or a run named from, the storage.
+        storage = str(config.option.benchmark_storage).removeprefix("file://")
+        runs = FileStorage(storage, logger=None, default_machine_id=get_machine_id())
+        files = runs.query("[0-9][0-9][0-9][0-9]_")[-1:] if compare is True else runs.query(str(compare))
+    for path in files:
+        try:
+            load_run(Path(path))
+        except BaselineError as error:
+            raise pytest.UsageError(f"--benchmark-compare: {error}") from None
+    config.stash[compare_note_key] = "compared with " + ", ".join(str(path) for path in files)
+
+
+def _find_baseline(config: pytest.Config):
+    """Lookup of a test's entry in the run compared against (as pytest-benchmark loaded it)."""
+    session = getattr(config, "_benchmarksession", None)
+    mapping = getattr(session, "compared_mapping", None) or {}
+    if not mapping:
+        return None
+
+    def find(fullname: str):
+        found = None
+        for path, benches in mapping.items():
+            if fullname in benches:
+                found = (benches[fullname], str(path))
+        return found
+
+    return find
 
 
 def host_profiles(config: pytest.Config) -> tuple[tuple[str, ...], str]:
@@ -142,11 +207,16 @@ def _register(request: pytest.FixtureRequest, case: Case, kind: str, check_host:
     label = {"latency": case.id, "harness": f"harness:{case.id}", "check": f"{case.id} {request.node.originalname}"}[kind]
     result = CaseResult(
         case_id=label, test=request.node.nodeid, profile=case.profile, recipe=case.recipe,
-        model=case.model.name, kind=kind,
+        model=case.model.name, workload=case.workload.to_json(), kind=kind,
     )
     for reference in profile.references:
         if kind == "latency" and reference.recipe == case.recipe:
-            result.reference = {**reference.__dict__, "comparable": not case.model.builtin}
+            why_not = (
+                "this run uses the built-in model" if case.model.builtin
+                else "this run's workload differs from the report's" if case.workload != profile.workload
+                else ""
+            )
+            result.reference = {**reference.__dict__, "comparable": not why_not, "why_not": why_not}
     config.stash[results_key].append(result)
     request.node.stash[case_result_key] = result
     reason = _skip_reason(config, case, check_host)
@@ -159,9 +229,14 @@ def _register(request: pytest.FixtureRequest, case: Case, kind: str, check_host:
 def _case_bench(request: pytest.FixtureRequest, case: Case, kind: str, check_host: bool) -> CaseBench:
     settings = request.config.stash[settings_key]
     result = _register(request, case, kind, check_host)
+    profile = settings.profiles[case.profile]
+    control = None
+    if settings.interleave and kind == "latency":
+        control = make_case(profile, REGISTRY[CONTROL_RECIPE], case.model, settings.run_override)
     return CaseBench(
         request, case, result, settings.progress_every_s, _say_live(request.config), settings.host_root,
-        settings.profiles[case.profile].limits, save_png=_image_path(request.config, case, kind),
+        profile.limits, save_png=_image_path(request.config, case, kind), policy=profile.verdict,
+        control=control, find_baseline=_find_baseline(request.config) if kind == "latency" else None,
     )
 
 
@@ -246,10 +321,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
     # Checks work in the run's image folder; without --sdperf-save-images it ends up empty.
-    folder = session.config.stash.get(images_key, None)
+    folder = config.stash.get(images_key, None)
     if folder is not None and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
+    _write_markdown(config)
+
+
+def _write_markdown(config: pytest.Config) -> None:
+    import os
+
+    from sdperf.markdown import markdown_report
+
+    results = config.stash.get(results_key, [])
+    if not results:
+        return
+    text = markdown_report(results, config.stash.get(compare_note_key, None), title=f"sdperf: {storage_key(config)}")
+    markdown = config.stash[settings_key].markdown
+    if markdown is not None:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(text + "\n", encoding="utf-8")
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as stream:
+            stream.write(text + "\n")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -257,6 +353,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not results:
         return
     terminalreporter.write_sep("-", "sdperf results")
+    note = config.stash.get(compare_note_key, None)
+    if note:
+        terminalreporter.write_line(note)
     for line in results_table(results):
         terminalreporter.write_line(line)
 
@@ -264,6 +363,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     import hashlib
     import os
+
+    from pytest_benchmark.utils import get_machine_id
 
     from sdperf.cases import PROCESS_START_VARIABLES
     from sdperf.hardware import read_thermal
@@ -274,6 +375,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["sdperf"] = {
         "host": detected_host(config).to_json(),
         "storage_key": storage_key(config),
+        "machine_id": get_machine_id(),
         "emulated_profile": settings.emulate,
         "thermal": read_thermal(settings.host_root).to_json(),
         "parent_environment": {name: os.environ.get(name) for name in PROCESS_START_VARIABLES},
@@ -298,5 +400,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
     output_json["sdperf"] = {
         "schema": RESULT_SCHEMA_VERSION,
         "images_dir": str(run_images_dir(config)) if config.stash[settings_key].save_images else None,
+        "compared": config.stash.get(compare_note_key, None),
+        "interleaved_with": CONTROL_RECIPE if config.stash[settings_key].interleave else None,
         "cases": [result.to_json() for result in config.stash.get(results_key, [])],
     }

@@ -85,6 +85,29 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class VerdictPolicy:
+    """When a difference from the baseline counts: see `sdperf.verdict`."""
+
+    threshold: float = 0.05  # latency change that matters, as a fraction
+    memory_threshold: float = 0.05  # the same for peak memory
+    alpha: float = 0.05
+    # Relative spread of a run's median between sessions on this hardware (measured with
+    # A/A reruns); widens every stored-baseline verdict, since rounds inside one run cannot show it.
+    session_noise: float = 0.0
+    min_rounds: int = 5  # below this many rounds a side, latency verdicts use per-step samples
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "memory_threshold", "alpha"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ProfileError(f"verdict {name}={value!r} must be a fraction between 0 and 1, e.g. 0.05")
+        if not isinstance(self.session_noise, (int, float)) or not 0 <= self.session_noise < 1:
+            raise ProfileError(f"verdict session_noise={self.session_noise!r} must be a fraction >= 0 and < 1")
+        if not isinstance(self.min_rounds, int) or self.min_rounds < 2:
+            raise ProfileError(f"verdict min_rounds={self.min_rounds!r} must be an integer >= 2")
+
+
+@dataclass(frozen=True)
 class Reference:
     """A published figure, shown beside a user's own measurement."""
 
@@ -107,6 +130,7 @@ class Profile:
     builtin: RunSize
     env: Mapping[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    verdict: VerdictPolicy = field(default_factory=VerdictPolicy)
     references: tuple[Reference, ...] = ()
 
     def workload_for(self, builtin_model: bool) -> Workload:
@@ -119,8 +143,10 @@ class Profile:
 _WORKLOAD_FIELDS = {f.name for f in dataclasses.fields(Workload)}
 _RUN_FIELDS = {f.name for f in dataclasses.fields(RunSize)}
 _LIMIT_FIELDS = {f.name for f in dataclasses.fields(Limits)}
+_VERDICT_FIELDS = {f.name for f in dataclasses.fields(VerdictPolicy)}
 _PROFILE_KEYS = {
-    "description", "pipeline", "builtin_model", "recipes", "workload", "real", "builtin", "env", "limits", "reference",
+    "description", "pipeline", "builtin_model", "recipes", "workload", "real", "builtin", "env", "limits", "verdict",
+    "reference",
 }
 
 
@@ -139,6 +165,7 @@ def _profile_from_table(name: str, table: Mapping[str, Any], where: str) -> Prof
     _checked_keys(table["real"], _RUN_FIELDS, f"{where}.real")
     _checked_keys(table["builtin"], _WORKLOAD_FIELDS | _RUN_FIELDS, f"{where}.builtin")
     _checked_keys(table.get("limits", {}), _LIMIT_FIELDS, f"{where}.limits")
+    _checked_keys(table.get("verdict", {}), _VERDICT_FIELDS, f"{where}.verdict")
     env = dict(table.get("env", {}))
     for key, value in env.items():
         if not isinstance(value, str):
@@ -158,6 +185,7 @@ def _profile_from_table(name: str, table: Mapping[str, Any], where: str) -> Prof
             builtin=RunSize(**{k: v for k, v in table["builtin"].items() if k in _RUN_FIELDS}),
             env=env,
             limits=Limits(**table.get("limits", {})),
+            verdict=VerdictPolicy(**table.get("verdict", {})),
             references=tuple(Reference(**ref) for ref in table.get("reference", ())),
         )
     except ProfileError as error:

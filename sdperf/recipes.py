@@ -60,6 +60,15 @@ REGISTRY: dict[str, Recipe] = {
                 "different scheduler from a different image"
             ),
         ),
+        Recipe(
+            name="testonly_slowdown",
+            summary=(
+                "TEST ONLY, never a default: fp32 made slower on purpose (sleeps a fraction of each call's time, "
+                "SDPERF_TESTONLY_SLOWDOWN, default 0.10) to measure how often verdicts catch a known regression"
+            ),
+            profiles=(*_ALL_CPU, "cuda_lowvram"),
+            transform="testonly_slowdown",
+        ),
     )
 }
 

@@ -21,7 +21,28 @@ _COLUMNS = (
     "s/step",
     "peak RSS MiB",
     "image",
+    "vs baseline",
+    "vs fp32",
 )
+
+
+def verdict_cell(result: CaseResult, against: str) -> str:
+    """Latency outcome and ratio against the baseline or the interleaved control, or '-'."""
+    verdict = result.verdicts.get(against, {}).get("latency")
+    if not verdict:
+        return "-"
+    return f"{verdict['outcome']} {verdict['ratio'] - 1:+.1%}"
+
+
+def verdict_lines(result: CaseResult) -> list[str]:
+    """One line per verdict with its interval, p-value and sample counts."""
+    from sdperf.verdict import Verdict
+
+    lines = []
+    for against, label in (("baseline", f"vs baseline {result.baseline_source}"), ("control", "vs fp32 interleaved")):
+        for name, fields in result.verdicts.get(against, {}).items():
+            lines.append(f"{result.case_id} {label}: {name} {Verdict(**fields).describe()}")
+    return lines
 
 
 def _seconds(value: float | None) -> str:
@@ -48,6 +69,8 @@ def _row(result: CaseResult) -> list[str]:
         _seconds(result.seconds_per_step()),
         "-" if peak is None else f"{peak / 2**20:.0f}",
         image,
+        verdict_cell(result, "baseline"),
+        verdict_cell(result, "control"),
     ]
 
 
@@ -64,9 +87,10 @@ def results_table(results: Iterable[CaseResult]) -> list[str]:
     if not timed:
         lines = []
     for result in timed:
-        if result.status in ("failed", "invalid") and result.reason:
+        if result.status in ("failed", "invalid", "regressed") and result.reason:
             lines.append(f"{result.case_id} {result.status}: {result.reason}")
         lines.extend(f"{result.case_id}: {note}" for note in result.notes)
+        lines.extend(verdict_lines(result))
     for check in checks:
         detail = check.reason if check.status != "passed" else "; ".join(check.notes)
         lines.append(f"{check.case_id}: {check.status}{': ' + detail if detail else ''}")
@@ -79,7 +103,7 @@ def results_table(results: Iterable[CaseResult]) -> list[str]:
     for result in timed:
         ref = result.reference
         if ref:
-            comparable = "" if ref["comparable"] else " (real weights; not comparable with the built-in model)"
+            comparable = "" if ref["comparable"] else f" (not comparable: {ref['why_not']})"
             lines.append(
                 f"{result.case_id} published: {ref['latency_s']:g} s, {ref['label']}{comparable}; source: {ref['source']}"
             )

@@ -9,7 +9,10 @@ from typing import Any
 # Version of the "sdperf" part of saved JSON; bump and note the change when its shape changes.
 # 1: first version (cases with kind, status, reason, latency summary, phases, memory, image hash,
 #    saved image paths, host state, notes).
-RESULT_SCHEMA_VERSION = 1
+# 2: raw round latencies in each benchmark's extra_info ("latencies_s"), verdicts against the
+#    baseline and against the interleaved control, the control's latencies, the machine id.
+RESULT_SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 
 PHASES = ("text_encoding_s", "denoise_s", "vae_decode_s", "other_s")
 
@@ -21,8 +24,10 @@ class CaseResult:
     profile: str
     recipe: str
     model: str
+    workload: dict[str, Any] = field(default_factory=dict)
     kind: str = "latency"  # latency | harness | determinism | fidelity
-    status: str = "running"  # passed | failed | skipped | invalid
+    # passed | failed | skipped | invalid (throttled: not saved) | regressed (slower than the baseline: saved)
+    status: str = "running"
     reason: str = ""
     rounds: list[dict[str, Any]] = field(default_factory=list)
     load: dict[str, Any] = field(default_factory=dict)
@@ -32,6 +37,11 @@ class CaseResult:
     notes: list[str] = field(default_factory=list)
     host_state: dict[str, Any] = field(default_factory=dict)
     image_path: str | None = None
+    # Rounds of the profile's control case, interleaved with this case's (--sdperf-interleave).
+    control_latencies_s: list[float] = field(default_factory=list)
+    # "baseline" and/or "control" -> {"latency": Verdict.to_json(), "peak_rss": ...}
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baseline_source: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,6 +68,10 @@ class CaseResult:
         peaks = [r["peak_rss_bytes"] for r in self.rounds if r.get("peak_rss_bytes")]
         return max(peaks) if peaks else None
 
+    def memory_samples(self, key: str) -> list[float]:
+        """Per-round figures of one memory key (peak_rss_bytes, cuda_max_reserved_bytes, ...)."""
+        return [float(r[key]) for r in self.rounds if r.get(key)]
+
     def image_hashes(self) -> list[str]:
         return sorted({r["image_sha256"] for r in self.rounds})
 
@@ -69,6 +83,7 @@ def summarise(result: CaseResult) -> dict[str, Any]:
         "profile": result.profile,
         "recipe": result.recipe,
         "model": result.model,
+        "workload": result.workload,
         "load": result.load,
         "first_call_s": result.first_call_s,
         "phase_means_s": result.phase_means(),
@@ -76,6 +91,10 @@ def summarise(result: CaseResult) -> dict[str, Any]:
         "peak_rss_bytes": result.peak_rss_bytes(),
         "image_sha256": result.image_hashes(),
         "rounds": result.rounds,
+        "latencies_s": result.parent_latencies_s,
+        "control_latencies_s": result.control_latencies_s,
+        "verdicts": result.verdicts,
+        "baseline_source": result.baseline_source,
         "reference": result.reference,
         "image_path": result.image_path,
     }

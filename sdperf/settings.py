@@ -29,14 +29,24 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("host-root", "read the host's /proc and /sys under this folder (e.g. a container's mount of them)", "string"),
     ("save-images", "save each case's image, with its settings in PNG metadata, under this folder", "string"),
     ("golden-dir", "folder of golden images (default: baselines/golden)", "string"),
+    ("markdown", "also write the results as Markdown to this file (always appended to $GITHUB_STEP_SUMMARY when set)",
+     "string"),
+    ("interleave", "time each case alternately with its profile's fp32 case in a second worker, so machine drift "
+     "cancels, and judge it against fp32 pair by pair (ini: yes/no)", "string"),
 )
+# Options given without a value on the command line (their ini keys take yes/no).
+FLAGS = {"interleave"}
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("sdperf", "Stable Diffusion performance suite")
     for suffix, help_text, ini_type in OPTIONS:
         dest = "sdperf_" + suffix.replace("-", "_")
-        group.addoption(f"--sdperf-{suffix}", dest=dest, default=None, help=help_text)
+        if suffix in FLAGS:
+            group.addoption(f"--sdperf-{suffix}", dest=dest, default=None, action="store_const", const="yes",
+                            help=help_text)
+        else:
+            group.addoption(f"--sdperf-{suffix}", dest=dest, default=None, help=help_text)
         parser.addini(dest, help=help_text, type=ini_type, default=None)
     # An explicit act each time, so no ini key: goldens never change as a side effect.
     group.addoption(
@@ -83,6 +93,8 @@ class Settings:
     save_images: Path | None = None
     golden_dir: Path | None = None
     record_golden: bool = False
+    markdown: Path | None = None
+    interleave: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -131,6 +143,11 @@ class Settings:
             raise pytest.UsageError(f"{root_source}: {str(root_value)!r} is not a folder; give the folder holding proc/ and sys/")
         images_value, _ = _raw(config, "save-images")
         golden_value, _ = _raw(config, "golden-dir")
+        markdown_value, _ = _raw(config, "markdown")
+        interleave_value, interleave_source = _raw(config, "interleave")
+        interleave = str(interleave_value or "no").strip().lower()
+        if interleave not in ("yes", "no", "true", "false", "1", "0"):
+            raise pytest.UsageError(f"{interleave_source}: {interleave_value!r} is not valid; give yes or no")
         return cls(
             profiles=profiles,
             model=model,
@@ -142,4 +159,6 @@ class Settings:
             save_images=Path(images_value).resolve() if images_value else None,
             golden_dir=Path(golden_value).resolve() if golden_value else None,
             record_golden=bool(config.getoption("sdperf_record_golden")),
+            markdown=Path(markdown_value).resolve() if markdown_value else None,
+            interleave=interleave in ("yes", "true", "1"),
         )

@@ -90,3 +90,25 @@ def peak_rss_bytes() -> int | None:
 
     # ru_maxrss is in KiB on Linux; it covers the whole process lifetime.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_cuda_peaks() -> bool:
+    """Reset torch's CUDA peak counters when this process uses CUDA (never initialises it)."""
+    import torch
+
+    if not torch.cuda.is_initialized():
+        return False
+    torch.cuda.reset_peak_memory_stats()
+    return True
+
+
+def cuda_peaks() -> dict[str, int]:
+    """Peak bytes allocated by tensors and reserved by the caching allocator since the reset."""
+    import torch
+
+    if not torch.cuda.is_initialized():
+        return {}
+    return {
+        "cuda_max_allocated_bytes": int(torch.cuda.max_memory_allocated()),
+        "cuda_max_reserved_bytes": int(torch.cuda.max_memory_reserved()),
+    }

@@ -148,6 +148,7 @@ class PipelineSession:
     def generate(self, save_png: str | None = None) -> dict[str, Any]:
         arguments = self._call_arguments()
         rss_scoped = audit.reset_peak_rss()
+        audit.reset_cuda_peaks()
         self.recorder.reset()
         started = time.perf_counter()
         output = self.pipe(**arguments)
@@ -159,6 +160,7 @@ class PipelineSession:
             image_shape=list(getattr(images, "shape", ())),
             peak_rss_bytes=audit.peak_rss_bytes(),
             peak_rss_scope="call" if rss_scoped else "process",
+            **audit.cuda_peaks(),
         )
         self.last_images = images
         if save_png:

@@ -1,0 +1,95 @@
+"""Applies verdicts and budgets to one measured case: against the stored baseline, against
+the interleaved control, and against the profile's memory limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sdperf.cases import Case
+from sdperf.profiles import Limits, VerdictPolicy
+from sdperf.results import CaseResult
+from sdperf.verdict import Verdict, compare_paired, compare_samples
+
+MEMORY_KEYS = ("peak_rss_bytes", "cuda_max_reserved_bytes", "cuda_max_allocated_bytes")
+_MIB = 2**20
+
+
+def _steps(rounds: list[dict[str, Any]]) -> list[float]:
+    return [step for r in rounds for step in r.get("step_s", [])]
+
+
+def baseline_latencies(bench: dict[str, Any]) -> list[float]:
+    info = bench.get("extra_info", {})
+    if info.get("latencies_s"):
+        return list(info["latencies_s"])
+    # Schema 1 kept no parent-side latencies; the worker's own wall time is the closest figure.
+    return [r["wall_s"] for r in info.get("rounds", []) if "wall_s" in r]
+
+
+def not_comparable(case: Case, bench: dict[str, Any]) -> str | None:
+    """Why the baseline's figure measured something else (None when it did not)."""
+    info = bench.get("extra_info", {})
+    if info.get("model") != case.model.name:
+        return f"the baseline ran model {info.get('model')!r}, this run {case.model.name!r}"
+    workload = info.get("workload")
+    if workload is not None and workload != case.workload.to_json():
+        return "the baseline ran another workload (prompt, size, steps or seed differ)"
+    return None
+
+
+def against_baseline(result: CaseResult, bench: dict[str, Any], policy: VerdictPolicy) -> dict[str, Verdict]:
+    """Latency and memory verdicts of this run's rounds against the baseline's."""
+    verdicts: dict[str, Verdict] = {}
+    base_rounds = bench.get("extra_info", {}).get("rounds", [])
+    base, mine = baseline_latencies(bench), result.parent_latencies_s
+    if min(len(base), len(mine)) >= policy.min_rounds:
+        verdicts["latency"] = compare_samples(
+            base, mine, policy.threshold, policy.alpha, policy.session_noise, samples="rounds"
+        )
+    elif len(_steps(base_rounds)) >= 2 and len(_steps(result.rounds)) >= 2:
+        # Few rounds (a Pi image takes 14 minutes): every denoising step is a sample.
+        verdicts["latency"] = compare_samples(
+            _steps(base_rounds), _steps(result.rounds), policy.threshold, policy.alpha, policy.session_noise,
+            samples="steps",
+        )
+    for key in MEMORY_KEYS:
+        base_memory = [float(r[key]) for r in base_rounds if r.get(key)]
+        my_memory = result.memory_samples(key)
+        if len(base_memory) >= 2 and len(my_memory) >= 2:
+            verdicts[key] = compare_samples(
+                base_memory, my_memory, policy.memory_threshold, policy.alpha, samples="rounds"
+            )
+    return verdicts
+
+
+def against_control(result: CaseResult, policy: VerdictPolicy) -> dict[str, Verdict]:
+    """The case against the control timed alternately with it: pair i ran side by side."""
+    pairs = min(len(result.control_latencies_s), len(result.parent_latencies_s))
+    if pairs < 2:
+        return {}
+    return {
+        "latency": compare_paired(
+            result.control_latencies_s[:pairs], result.parent_latencies_s[:pairs], policy.threshold, policy.alpha
+        )
+    }
+
+
+def regressions(verdicts: dict[str, Verdict]) -> list[str]:
+    return [f"{name} {verdict.describe()}" for name, verdict in verdicts.items() if verdict.outcome == "slower"]
+
+
+def budget_failures(result: CaseResult, limits: Limits, profile: str) -> list[str]:
+    """Peak memory beyond the profile's budget, with the figure."""
+    failures = []
+    checks = (
+        ("peak_rss_bytes", limits.peak_rss_mb, "peak RSS", "peak_rss_mb"),
+        ("cuda_max_reserved_bytes", limits.cuda_reserved_mb, "peak CUDA memory reserved", "cuda_reserved_mb"),
+    )
+    for key, budget_mb, what, limit_name in checks:
+        samples = result.memory_samples(key)
+        if budget_mb is not None and samples and max(samples) > budget_mb * _MIB:
+            failures.append(
+                f"{what} {max(samples) / _MIB:.0f} MiB is over the {profile} budget of {budget_mb} MiB "
+                f"(limits.{limit_name})"
+            )
+    return failures
