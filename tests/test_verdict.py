@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdperf.verdict import OUTCOMES, compare_samples
+from sdperf.verdict import OUTCOMES, compare_paired, compare_samples
 
 
 def noisy(n: int, centre: float, spread: float, seed: int) -> list[float]:
@@ -18,7 +18,7 @@ def noisy(n: int, centre: float, spread: float, seed: int) -> list[float]:
 
 def test_a_clear_20_percent_shift_is_slower() -> None:
     verdict = compare_samples(noisy(10, 1.0, 0.03, 1), noisy(10, 1.2, 0.03, 2), threshold=0.05)
-    assert verdict.outcome == "slower" and verdict.ci_low > 1.05
+    assert verdict.outcome == "slower" and verdict.ci_low > 1
     assert 1.1 < verdict.ratio < 1.3 and verdict.describe().startswith("slower: +")
 
 
@@ -38,6 +38,63 @@ def test_too_few_noisy_rounds_are_inconclusive_and_say_how_many_would_decide() -
     assert verdict.outcome == "inconclusive"
     assert verdict.rounds_to_decide and verdict.rounds_to_decide > 3
     assert "rounds per side would decide" in verdict.describe()
+
+
+def test_session_noise_keeps_a_precise_small_shift_between_runs_inconclusive() -> None:
+    # 10% slower, with 0.5% noise inside each run: decisive within a session, but two
+    # sessions on a host whose runs drift by 15% cannot tell it from drift, however many rounds.
+    baseline, candidate = noisy(30, 1.0, 0.005, 1), noisy(30, 1.1, 0.005, 2)
+    assert compare_samples(baseline, candidate).outcome == "slower"
+    verdict = compare_samples(baseline, candidate, session_noise=0.15)
+    assert verdict.outcome == "inconclusive" and verdict.rounds_to_decide is None
+    assert verdict.ci_low < 1 < verdict.ci_high
+    assert "more rounds will not decide" in verdict.describe() and "--sdperf-interleave" in verdict.describe()
+
+
+def test_session_noise_does_not_hide_a_doubling() -> None:
+    verdict = compare_samples(noisy(10, 1.0, 0.05, 1), noisy(10, 2.0, 0.05, 2), session_noise=0.15)
+    assert verdict.outcome == "slower" and verdict.ci_low > 1
+
+
+def drifting_pairs(n: int, shift: float, seed: int) -> tuple[list[float], list[float]]:
+    """Pairs taken side by side on a machine whose speed wanders by +-20% between pairs."""
+    rng = random.Random(seed)
+    baseline, candidate = [], []
+    for _ in range(n):
+        speed = 1 + rng.uniform(-0.2, 0.2)
+        baseline.append(speed * (1 + rng.gauss(0, 0.02)))
+        candidate.append(speed * (1 + shift) * (1 + rng.gauss(0, 0.02)))
+    return baseline, candidate
+
+
+def test_pairs_cancel_drift_that_independent_samples_cannot() -> None:
+    baseline, candidate = drifting_pairs(20, 0.10, 3)
+    assert compare_paired(baseline, candidate).outcome == "slower"
+    assert compare_samples(baseline, candidate).outcome == "inconclusive"
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_paired_identical_conditions_are_never_slower_or_faster(seed: int) -> None:
+    baseline, candidate = drifting_pairs(20, 0.0, seed)
+    assert compare_paired(baseline, candidate, resamples=500).outcome in ("same", "inconclusive")
+
+
+def test_paired_shift_inside_the_threshold_is_not_a_failure() -> None:
+    baseline, candidate = drifting_pairs(40, 0.02, 5)
+    verdict = compare_paired(baseline, candidate)
+    assert verdict.outcome == "same" and verdict.ratio == pytest.approx(1.02, abs=0.01)
+
+
+def test_paired_samples_must_pair_up() -> None:
+    with pytest.raises(ValueError, match="paired samples need equal counts, got 3 baseline and 2 candidate"):
+        compare_paired([1.0, 1.0, 1.0], [1.0, 1.0])
+
+
+def test_identical_constant_samples_are_the_same() -> None:
+    # Peak memory often repeats to the byte: no spread at all must not break the test.
+    assert compare_samples([5e8] * 6, [5e8] * 6).outcome == "same"
+    assert compare_paired([5e8] * 6, [5e8] * 6).outcome == "same"
 
 
 @settings(max_examples=40, deadline=None)

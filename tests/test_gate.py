@@ -1,0 +1,123 @@
+"""The regression gate end to end: baseline promotion, --benchmark-compare, verdicts that fail
+a case as an ordinary test failure, interleaved controls, memory budgets, Markdown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sdperf.cli import main
+
+EMULATED = ("-m", "cpu", "--sdperf-profile=cpu", "--sdperf-progress=0", "--sdperf-warmup=0")
+
+
+def saved_runs(folder: Path) -> list[Path]:
+    return sorted((folder / ".benchmarks" / "emulated-cpu").glob("*/*.json"))
+
+
+def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
+    latency_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    case = ("--sdperf-recipes=testonly_slowdown", "--sdperf-rounds=5", "--benchmark-autosave", *EMULATED)
+    monkeypatch.setenv("SDPERF_TESTONLY_SLOWDOWN", "0")
+    latency_suite.runpytest_subprocess(*case).assert_outcomes(passed=1)
+    assert main(["promote", str(saved_runs(latency_suite.path)[0]), "--root", str(latency_suite.path)]) == 0
+
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    again = latency_suite.runpytest_subprocess(*case, "--benchmark-compare")
+    again.assert_outcomes(passed=1)
+    again.stdout.fnmatch_lines(["compared with */baselines/emulated-cpu/*/0001_baseline.json"])
+    rerun = json.loads(saved_runs(latency_suite.path)[-1].read_text())
+    latency = rerun["benchmarks"][0]["extra_info"]["verdicts"]["baseline"]["latency"]
+    assert latency["outcome"] in ("same", "inconclusive", "faster") and latency["baseline_n"] == 5
+    page = summary.read_text()
+    assert "| case | model | status |" in page and "cpu-testonly_slowdown" in page and "vs baseline" in page
+
+    # Three times slower: far beyond this noisy machine's session-to-session drift.
+    monkeypatch.setenv("SDPERF_TESTONLY_SLOWDOWN", "2.0")
+    slowed = latency_suite.runpytest_subprocess(*case, "--benchmark-compare")
+    slowed.assert_outcomes(failed=1)
+    assert slowed.ret == pytest.ExitCode.TESTS_FAILED
+    slowed.stdout.fnmatch_lines([
+        "*cpu-testonly_slowdown regressed against */0001_baseline.json: latency slower: +*",
+        "FAILED test_latency.py::test_latency[[]cpu-testonly_slowdown[]]*",
+        "=* 1 failed, * in *",
+    ])
+    # The slow run is a valid measurement: saved with its verdict, and promotable on purpose.
+    last = json.loads(saved_runs(latency_suite.path)[-1].read_text())
+    assert last["benchmarks"][0]["extra_info"]["verdicts"]["baseline"]["latency"]["outcome"] == "slower"
+    assert [c["status"] for c in last["sdperf"]["cases"] if c["kind"] == "latency" and c["status"] != "skipped"] == [
+        "regressed"
+    ]
+
+    # pytest-benchmark's own gate still works for those who use it (it ends in its traceback).
+    theirs = latency_suite.runpytest_subprocess(*case, "--benchmark-compare", "--benchmark-compare-fail=median:50%")
+    assert theirs.ret != 0
+    assert "Field 'median' has failed PercentageRegressionCheck" in theirs.stdout.str() + theirs.stderr.str()
+
+
+def test_a_broken_baseline_stops_the_run_naming_the_file(latency_suite: pytest.Pytester) -> None:
+    broken = latency_suite.path / "baselines" / "emulated-cpu" / "Linux-CPython-3.11-64bit" / "0001_baseline.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text('{"machine_info": {"cpu": ')
+    result = latency_suite.runpytest_subprocess(*EMULATED, "--benchmark-compare")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--benchmark-compare: {broken}: not valid JSON*truncated*"])
+
+
+def test_compare_fail_without_a_baseline_says_how_to_make_one(latency_suite: pytest.Pytester) -> None:
+    result = latency_suite.runpytest_subprocess(*EMULATED, "--benchmark-compare", "--benchmark-compare-fail=mean:5%")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no baseline for emulated-cpu in */baselines/emulated-cpu*sdperf promote RUN.json*"])
+
+
+OVER_BUDGET = """
+schema = 1
+[profiles.cpu]
+description = "test"
+pipeline = "StableDiffusionPipeline"
+builtin_model = "tiny-sd15"
+recipes = ["fp32"]
+[profiles.cpu.workload]
+prompt = "a lighthouse"
+height = 64
+width = 64
+steps = 3
+[profiles.cpu.real]
+rounds = 1
+warmup = 0
+timeout_s = 300
+[profiles.cpu.builtin]
+rounds = 3
+warmup = 0
+timeout_s = 300
+[profiles.cpu.limits]
+peak_rss_mb = 1
+"""
+
+
+def test_interleaved_rounds_are_judged_in_pairs_and_a_memory_budget_fails_with_the_figure(
+    latency_suite: pytest.Pytester,
+) -> None:
+    latency_suite.makefile(".toml", profiles=OVER_BUDGET)
+    result = latency_suite.runpytest_subprocess(
+        "--sdperf-profiles-file=profiles.toml", "--sdperf-interleave", "--sdperf-progress=0",
+        "--benchmark-json=run.json", "--sdperf-markdown=out/summary.md",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*case cpu-fp32: peak RSS * MiB is over the cpu budget of 1 MiB (limits.peak_rss_mb)*",
+        "*cpu-fp32 vs fp32 interleaved: latency * 3 pairs*",
+        "=* 1 failed in *",
+    ])
+    saved = json.loads((latency_suite.path / "run.json").read_text())
+    extra = saved["benchmarks"][0]["extra_info"]
+    assert len(extra["latencies_s"]) == len(extra["control_latencies_s"]) == 3
+    assert extra["verdicts"]["control"]["latency"]["design"] == "paired"
+    assert saved["sdperf"]["interleaved_with"] == "fp32"
+    (case,) = saved["sdperf"]["cases"]
+    assert case["status"] == "failed" and "over the cpu budget of 1 MiB" in case["reason"]
+    assert "over the cpu budget" in (latency_suite.path / "out" / "summary.md").read_text()
