@@ -135,3 +135,24 @@ def promote(run: Path, root: Path, label: str = "baseline") -> Path:
     target = folder / machine_id(document, run) / f"{number:04d}_{label}.json"
     _write_new(target, json.dumps(document, indent=2, sort_keys=True) + "\n")
     return target
+
+
+def machine_differences(current: dict[str, Any], saved: dict[str, Any]) -> list[str]:
+    """What differs between this run's machine_info and a baseline's, in the terms that
+    matter for a comparison (pytest-benchmark's own check prints both dicts whole)."""
+    differences = []
+    for label, path in (("python", ("python_version",)), ("kernel", ("release",)), ("node", ("node",)),
+                        ("CPU", ("cpu", "brand_raw")), ("profile key", ("sdperf", "storage_key")),
+                        ("lock", ("sdperf", "lock_sha256"))):
+        now, then = current, saved
+        for key in path:
+            now = now.get(key) if isinstance(now, dict) else None
+            then = then.get(key) if isinstance(then, dict) else None
+        if now != then:
+            differences.append(f"{label} {then} -> {now}")
+    packages_now = current.get("sdperf", {}).get("packages", {}) or {}
+    packages_then = saved.get("sdperf", {}).get("packages", {}) or {}
+    for name in sorted(set(packages_now) | set(packages_then)):
+        if packages_now.get(name) != packages_then.get(name):
+            differences.append(f"{name} {packages_then.get(name)} -> {packages_now.get(name)}")
+    return differences

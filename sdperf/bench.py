@@ -126,20 +126,27 @@ class CaseBench:
                 f"{step_s:.2f} s/it, about {remaining:.0f} s left in this image"
             )
 
-    def _start(self, worker: Worker) -> None:
-        worker.start()
-        self.request.config.hook.pytest_sdperf_worker_started(case=self.case, pid=worker.pid)
-        reply = worker.request("load", case=self.case.to_json())
-        self.result.load = {key: value for key, value in reply.items() if key != "ok"}
-
-    def _warm_up(self, worker: Worker) -> None:
-        for index in range(self.case.run.warmup):
-            self._round_label = f"warm-up {index + 1}/{self.case.run.warmup}"
-            started = time.perf_counter()
-            worker.request("generate")
-            if index == 0:
-                # The first call pays for lazy initialisation (and compilation, for some recipes).
-                self.result.first_call_s = time.perf_counter() - started
+    def _new_worker(self) -> Worker:
+        """A started, loaded and warmed-up worker for the case; the first one's figures are recorded."""
+        worker = Worker(self.case, on_event=self._on_event, progress_every_s=self.progress_every_s or 1e9)
+        try:
+            worker.start()
+            self.request.config.hook.pytest_sdperf_worker_started(case=self.case, pid=worker.pid)
+            reply = worker.request("load", case=self.case.to_json())
+            if not self.result.load:
+                self.result.load = {key: value for key, value in reply.items() if key != "ok"}
+            self.result.workers_started += 1
+            for index in range(self.case.run.warmup):
+                self._round_label = f"warm-up {index + 1}/{self.case.run.warmup}"
+                started = time.perf_counter()
+                worker.request("generate")
+                if index == 0 and self.result.first_call_s is None:
+                    # The first call pays for lazy initialisation (and compilation, for some recipes).
+                    self.result.first_call_s = time.perf_counter() - started
+        except BaseException:
+            worker.close()
+            raise
+        return worker
 
     def latency(self) -> CaseResult:
         """Time the case's generation, then judge it against the stored baseline (with
@@ -149,17 +156,32 @@ class CaseBench:
         if self.control is None:
             self._timed_rounds(setup=None)
         else:
+            self._interleaved()
+        self._judge()
+        return self.result
+
+    def _interleaved(self) -> None:
+        # Two processes running the same thing differ by a few percent for their whole life
+        # (measured: +-4% between A/A workers), which pairing cannot cancel. So every
+        # `pairs_per_worker` pairs both sides get fresh workers, and the offsets average out.
+        control: dict[str, ControlWorker] = {}
+
+        def start_control() -> None:
+            if "worker" in control:
+                control.pop("worker").close()
             try:
-                control = ControlWorker(self.control)
+                control["worker"] = ControlWorker(self.control)
             except WorkerFailed as error:
                 self.result.status, self.result.reason = "failed", "control worker: " + str(error).splitlines()[0]
                 pytest.fail(f"control case {self.control.id} failed to start: {error}", pytrace=False)
-            try:
-                self._timed_rounds(*alternate(control.time_one, self.result.control_latencies_s))
-            finally:
-                control.close()
-        self._judge()
-        return self.result
+
+        start_control()
+        try:
+            before, after = alternate(lambda: control["worker"].time_one(), self.result.control_latencies_s)
+            self._timed_rounds(before, after, rotate_every=self.policy.pairs_per_worker, on_rotate=start_control)
+        finally:
+            if "worker" in control:
+                control["worker"].close()
 
     def _judge(self) -> None:
         benchmark = self.request.getfixturevalue("benchmark")
@@ -167,6 +189,8 @@ class CaseBench:
         if self.control is not None:
             verdicts["control"] = judge.against_control(self.result, self.policy)
         found = self.find_baseline(benchmark.fullname) if self.find_baseline else None
+        if self.find_baseline and found is None:
+            self.result.notes.append("no baseline entry for this case: nothing to compare with (a new case?)")
         if found is not None:
             bench, source = found
             self.result.baseline_source = source
@@ -222,41 +246,57 @@ class CaseBench:
         return self.result
 
     def _timed_rounds(
-        self, setup: Callable[[], None] | None, teardown: Callable[[], None] | None = None
+        self,
+        setup: Callable[[], None] | None,
+        teardown: Callable[[], None] | None = None,
+        rotate_every: int | None = None,
+        on_rotate: Callable[[], None] | None = None,
     ) -> CaseResult:
         rounds = self.case.run.rounds
         before = read_host_state(self.host_root)
-        with Worker(self.case, on_event=self._on_event, progress_every_s=self.progress_every_s or 1e9) as worker:
-            try:
-                self._start(worker)
-                self._warm_up(worker)
+        current: dict[str, Worker] = {}
+        try:
+            current["worker"] = self._new_worker()
 
-                def one_round() -> None:
-                    self._round_label = f"round {len(self.result.rounds) + 1}/{rounds}"
-                    started = time.perf_counter()
-                    reply = worker.request("generate")
-                    self.result.parent_latencies_s.append(time.perf_counter() - started)
-                    reply.pop("ok", None)
-                    self.result.rounds.append(reply)
-                    self.request.config.hook.pytest_sdperf_round_done(
-                        case=self.case, round_index=len(self.result.rounds) - 1, reply=reply
-                    )
+            def before_round() -> None:
+                done = len(self.result.rounds)
+                if rotate_every and done and done % rotate_every == 0:
+                    current.pop("worker").close()
+                    current["worker"] = self._new_worker()
+                    if on_rotate:
+                        on_rotate()
+                if setup:
+                    setup()
 
-                # Requested only now: a case that fails before timing leaves no empty benchmark behind.
-                benchmark = self.request.getfixturevalue("benchmark")
-                benchmark.group = self.case.profile
-                benchmark.pedantic(
-                    one_round, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
+            def one_round() -> None:
+                self._round_label = f"round {len(self.result.rounds) + 1}/{rounds}"
+                started = time.perf_counter()
+                reply = current["worker"].request("generate")
+                self.result.parent_latencies_s.append(time.perf_counter() - started)
+                reply.pop("ok", None)
+                self.result.rounds.append(reply)
+                self.request.config.hook.pytest_sdperf_round_done(
+                    case=self.case, round_index=len(self.result.rounds) - 1, reply=reply
                 )
-                if self.save_png:
-                    # Written after timing, from the worker's last image: encoding is not timed.
-                    worker.request("save_image", path=str(self.save_png))
-                    self.result.image_path = str(self.save_png)
-                benchmark.extra_info.update(summarise(self.result))
-            except WorkerFailed as error:
-                self.result.status = "failed"
-                self.result.reason = str(error).splitlines()[0]
-                pytest.fail(str(error), pytrace=False)
+
+            # Requested only now: a case that fails before timing leaves no empty benchmark behind.
+            benchmark = self.request.getfixturevalue("benchmark")
+            benchmark.group = self.case.profile
+            benchmark.pedantic(
+                one_round, setup=before_round, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1
+            )
+            if self.save_png:
+                # Written after timing, from the worker's last image: encoding is not timed.
+                current["worker"].request("save_image", path=str(self.save_png))
+                self.result.image_path = str(self.save_png)
+            benchmark.extra_info.update(summarise(self.result))
+        except WorkerFailed as error:
+            self.result.status = "failed"
+            self.result.reason = str(error).splitlines()[0]
+            pytest.fail(str(error), pytrace=False)
+        finally:
+            if "worker" in current:
+                current["worker"].close()
         after = read_host_state(self.host_root)
         self.result.host_state = {"before": before.to_json(), "after": after.to_json()}
         benchmark.extra_info["host_state"] = self.result.host_state

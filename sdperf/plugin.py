@@ -391,6 +391,24 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     }
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark):
+    # pytest-benchmark warns with both machine_info dicts whole, and ours always differ
+    # (per-case worker audits): kilobytes of JSON per run. Say what differs, in a line.
+    from sdperf.baselines import machine_differences
+
+    saved = compared_benchmark["machine_info"]
+    differences = machine_differences(machine_info, saved)
+    compared_benchmark["machine_info"] = machine_info
+    try:
+        return (yield)
+    finally:
+        compared_benchmark["machine_info"] = saved
+        if differences:
+            note = config.stash.get(compare_note_key, "")
+            config.stash[compare_note_key] = f"{note}; the baseline differs in: {', '.join(differences)}"
+
+
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
     results = config.stash.get(results_key, [])
     # An invalid result (throttled, under-voltage) measured something else: never saved as timings.

@@ -95,6 +95,8 @@ class VerdictPolicy:
     # A/A reruns); widens every stored-baseline verdict, since rounds inside one run cannot show it.
     session_noise: float = 0.0
     min_rounds: int = 5  # below this many rounds a side, latency verdicts use per-step samples
+    # With --sdperf-interleave, both sides get fresh workers after this many pairs.
+    pairs_per_worker: int = 5
 
     def __post_init__(self) -> None:
         for name in ("threshold", "memory_threshold", "alpha"):
@@ -105,6 +107,8 @@ class VerdictPolicy:
             raise ProfileError(f"verdict session_noise={self.session_noise!r} must be a fraction >= 0 and < 1")
         if not isinstance(self.min_rounds, int) or self.min_rounds < 2:
             raise ProfileError(f"verdict min_rounds={self.min_rounds!r} must be an integer >= 2")
+        if not isinstance(self.pairs_per_worker, int) or self.pairs_per_worker < 1:
+            raise ProfileError(f"verdict pairs_per_worker={self.pairs_per_worker!r} must be an integer >= 1")
 
 
 @dataclass(frozen=True)

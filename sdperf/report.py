@@ -103,7 +103,9 @@ def results_table(results: Iterable[CaseResult]) -> list[str]:
     for result in timed:
         ref = result.reference
         if ref:
-            comparable = "" if ref["comparable"] else f" (not comparable: {ref['why_not']})"
+            comparable = f" (not comparable: {ref['why_not']})"
+            if ref["comparable"] and result.median_s:
+                comparable = f"; measured here {result.median_s:.1f} s ({result.median_s / ref['latency_s'] - 1:+.0%})"
             lines.append(
                 f"{result.case_id} published: {ref['latency_s']:g} s, {ref['label']}{comparable}; source: {ref['source']}"
             )

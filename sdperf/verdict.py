@@ -14,7 +14,7 @@ Two designs, two functions:
   more than the rounds inside one run show, and only the profile can say by how much.
 - `compare_paired`: rounds interleaved in time (A B B A ...), so machine drift
   cancels pair by pair. Wilcoxon signed-rank and a bootstrap interval of the
-  median per-pair ratio.
+  Hodges-Lehmann estimate of the per-pair ratio.
 """
 
 from __future__ import annotations
@@ -168,6 +168,12 @@ def compare_samples(
                    len(baseline), len(candidate), "independent", samples, session_noise, rounds)
 
 
+def _hodges_lehmann(values: Sequence[float]) -> float:
+    """Median of all pairwise means: the estimate that goes with the signed-rank test, as
+    robust as the median to a stalled round and nearly as efficient as the mean."""
+    return statistics.median((values[i] + values[j]) / 2 for i in range(len(values)) for j in range(i, len(values)))
+
+
 def compare_paired(
     baseline: Sequence[float],
     candidate: Sequence[float],
@@ -186,9 +192,9 @@ def compare_paired(
             f"paired samples need equal counts, got {len(baseline)} baseline and {len(candidate)} candidate"
         )
     logs = [math.log(c / b) for b, c in zip(baseline, candidate)]
-    log_ratio = statistics.median(logs)
+    log_ratio = _hodges_lehmann(logs)
     rng = random.Random(seed)
-    low, high = _percentiles([statistics.median(rng.choices(logs, k=len(logs))) for _ in range(resamples)], 1 - alpha)
+    low, high = _percentiles([_hodges_lehmann(rng.choices(logs, k=len(logs))) for _ in range(resamples)], 1 - alpha)
     p_value = 1.0 if not any(logs) else float(wilcoxon(logs).pvalue)
     outcome = _decide(log_ratio, low, high, p_value, alpha, threshold)
     rounds = None

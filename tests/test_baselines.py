@@ -139,3 +139,16 @@ def test_trend_names_what_is_missing(tmp_path: Path) -> None:
     write(tmp_path / MACHINE / "0001_a.json", run_document())
     with pytest.raises(BaselineError, match="no saved run has case 'cpu-fp32'"):
         trend_points(tmp_path, "cpu-fp32")
+
+
+def test_machine_differences_name_what_changed_since_the_baseline() -> None:
+    from sdperf.baselines import machine_differences
+
+    saved = {"python_version": "3.11.7", "cpu": {"brand_raw": "Cortex-A76"},
+             "sdperf": {"storage_key": "pi5", "lock_sha256": "a", "packages": {"torch": "2.12.0", "diffusers": "0.37.1"},
+                        "workers": {"pi5-fp32": {"pid": 1}}}}
+    current = {"python_version": "3.11.7", "cpu": {"brand_raw": "Cortex-A76"},
+               "sdperf": {"storage_key": "pi5", "lock_sha256": "b", "packages": {"torch": "2.13.0", "diffusers": "0.37.1"},
+                          "workers": {}}}
+    assert machine_differences(current, saved) == ["lock a -> b", "torch 2.12.0 -> 2.13.0"]
+    assert machine_differences(saved, saved) == []

@@ -4,6 +4,8 @@ a case as an ordinary test failure, interleaved controls, memory budgets, Markdo
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,12 +26,20 @@ def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
     monkeypatch.setenv("SDPERF_TESTONLY_SLOWDOWN", "0")
     latency_suite.runpytest_subprocess(*case).assert_outcomes(passed=1)
     assert main(["promote", str(saved_runs(latency_suite.path)[0]), "--root", str(latency_suite.path)]) == 0
+    # Baselines stay pytest-benchmark storage: its own command lists and compares them.
+    listing = subprocess.run(
+        [str(Path(sys.executable).with_name("pytest-benchmark")), "--storage",
+         f"file://{latency_suite.path / 'baselines' / 'emulated-cpu'}", "compare", "--columns=median"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "test_latency[cpu-testonly_slowdown]" in listing.stdout
 
     summary = tmp_path / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     again = latency_suite.runpytest_subprocess(*case, "--benchmark-compare")
     again.assert_outcomes(passed=1)
     again.stdout.fnmatch_lines(["compared with */baselines/emulated-cpu/*/0001_baseline.json"])
+    assert "machine_info is different" not in again.stdout.str() + again.stderr.str()
     rerun = json.loads(saved_runs(latency_suite.path)[-1].read_text())
     latency = rerun["benchmarks"][0]["extra_info"]["verdicts"]["baseline"]["latency"]
     assert latency["outcome"] in ("same", "inconclusive", "faster") and latency["baseline_n"] == 5
@@ -96,6 +106,8 @@ warmup = 0
 timeout_s = 300
 [profiles.cpu.limits]
 peak_rss_mb = 1
+[profiles.cpu.verdict]
+pairs_per_worker = 2
 """
 
 
@@ -116,6 +128,7 @@ def test_interleaved_rounds_are_judged_in_pairs_and_a_memory_budget_fails_with_t
     saved = json.loads((latency_suite.path / "run.json").read_text())
     extra = saved["benchmarks"][0]["extra_info"]
     assert len(extra["latencies_s"]) == len(extra["control_latencies_s"]) == 3
+    assert extra["workers_started"] == 2  # fresh workers after every 2 pairs
     assert extra["verdicts"]["control"]["latency"]["design"] == "paired"
     assert saved["sdperf"]["interleaved_with"] == "fp32"
     (case,) = saved["sdperf"]["cases"]

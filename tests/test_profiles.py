@@ -75,6 +75,11 @@ def test_minimal_file_loads(tmp_path: Path) -> None:
         (MINIMAL.format(height=64, extra="[profiles.cpu.env]\nOMP_NUM_THREADS = 4\n"), "env.OMP_NUM_THREADS = 4 must be a string"),
         (MINIMAL.format(height=64, extra="[profiles.cpu.fast]\n"), "unknown key(s) fast"),
         (MINIMAL.replace('builtin_model = "tiny-sd15"\n', "").format(height=64, extra=""), "missing required key 'builtin_model'"),
+        (MINIMAL.format(height=64, extra="[profiles.cpu.verdict]\nthreshold = 5\n"),
+         "verdict threshold=5 must be a fraction between 0 and 1"),
+        (MINIMAL.format(height=64, extra="[profiles.cpu.verdict]\nsession_noise = -0.1\n"),
+         "verdict session_noise=-0.1 must be a fraction >= 0"),
+        (MINIMAL.format(height=64, extra="[profiles.cpu.verdict]\nthreshhold = 0.1\n"), "unknown key(s) threshhold"),
     ],
 )
 def test_malformed_file_names_file_and_problem(tmp_path: Path, text: str, expected: str) -> None:

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sdperf.bench import paired_overhead
+from sdperf.markdown import markdown_report
 from sdperf.report import results_table
 from sdperf.results import CaseResult
 from sdperf.worker.timing import CallTimings
@@ -60,3 +61,33 @@ def test_table_shows_figures_failures_and_differing_images() -> None:
     row = next(line for line in lines if line.startswith("cpu-fp32"))
     assert "0.600" in row and "1.500" in row and "400" in row and "(+1 differ!)" in row
     assert "pi5-fp32 failed: worker was killed by signal SIGKILL (9)" in lines
+
+
+def test_verdicts_and_published_figures_reach_the_table_and_the_markdown() -> None:
+    from sdperf.verdict import compare_samples
+
+    slower = compare_samples([1.0, 1.01, 0.99, 1.0, 1.02], [1.5, 1.51, 1.49, 1.5, 1.52])
+    result = _result(
+        status="regressed", reason="latency " + slower.describe(), parent_latencies_s=[1.5, 1.51],
+        verdicts={"baseline": {"latency": slower.to_json()}}, baseline_source="baselines/cpu/x/0001_baseline.json",
+        reference={"latency_s": 32.3, "label": "fp32 | out of the box", "source": "HF blog", "comparable": False,
+                   "why_not": "this run uses the built-in model"},
+    )
+    skipped = _result(case_id="pi5-fp32", status="skipped", reason="profile pi5 does not run here")
+    lines = results_table([result, skipped])
+    row = next(line for line in lines if line.startswith("cpu-fp32 "))
+    assert "regressed" in row and "slower +50.0%" in row
+    assert any(line.startswith("cpu-fp32 vs baseline baselines/cpu/x/0001_baseline.json: latency slower: +50.0%")
+               for line in lines)
+    page = markdown_report([result, skipped], "compared with baselines/cpu/x/0001_baseline.json")
+    table_row = next(line for line in page.splitlines() if line.startswith("| cpu-fp32 |"))
+    assert "❌ regressed" in table_row and "slower +50.0%" in table_row and "32.3 s (n/c)" in table_row
+    assert "fp32 \\| out of the box" in page  # a pipe in a label cannot break the table
+    assert "- skipped (pi5-fp32): profile pi5 does not run here" in page
+
+
+def test_a_comparable_published_figure_is_shown_against_the_measured_one() -> None:
+    reference = {"latency_s": 851.0, "label": "OMP 4", "source": "blog", "comparable": True, "why_not": ""}
+    result = _result(case_id="pi5-fp32", status="passed", parent_latencies_s=[893.55], reference=reference)
+    lines = results_table([result])
+    assert "pi5-fp32 published: 851 s, OMP 4; measured here 893.5 s (+5%); source: blog" in lines
