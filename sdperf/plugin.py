@@ -124,7 +124,10 @@ def _compare_with_baseline(config: pytest.Config) -> None:
             load_run(Path(path))
         except BaselineError as error:
             raise pytest.UsageError(f"--benchmark-compare: {error}") from None
-    config.stash[compare_note_key] = "compared with " + ", ".join(str(path) for path in files)
+    config.stash[compare_note_key] = (
+        "compared with " + ", ".join(str(path) for path in files) if files
+        else f"--benchmark-compare: no saved run matches in {config.option.benchmark_storage}: nothing compared"
+    )
 
 
 def _find_baseline(config: pytest.Config):
