@@ -44,20 +44,45 @@ def paired_overhead(suite: list[float], bare: list[float]) -> dict[str, float]:
     }
 
 
+def open_worker(
+    case: Case,
+    on_event: Callable[[dict], None] | None = None,
+    progress_every_s: float = 1e9,
+    on_started: Callable[[Worker], None] | None = None,
+    on_loaded: Callable[[dict], None] | None = None,
+    on_warmup: Callable[[int], None] | None = None,
+) -> tuple[Worker, float | None]:
+    """A worker for `case`, started, loaded and warmed up: (worker, first call in s). Closed
+    again if any of that fails; the callbacks see each stage, so a failure loses nothing."""
+    worker = Worker(case, on_event=on_event, progress_every_s=progress_every_s)
+    try:
+        worker.start()
+        if on_started:
+            on_started(worker)
+        reply = worker.request("load", case=case.to_json())
+        if on_loaded:
+            on_loaded({key: value for key, value in reply.items() if key != "ok"})
+        first_call_s = None
+        for index in range(case.run.warmup):
+            if on_warmup:
+                on_warmup(index)
+            started = time.perf_counter()
+            worker.request("generate")
+            if index == 0:
+                # The first call pays for lazy initialisation (and compilation, for some recipes).
+                first_call_s = time.perf_counter() - started
+    except BaseException:
+        worker.close()
+        raise
+    return worker, first_call_s
+
+
 class ControlWorker:
     """The profile's control case (fp32) in a worker of its own, timed between the case's rounds."""
 
     def __init__(self, case: Case) -> None:
         self.case = case
-        self.worker = Worker(case, progress_every_s=1e9)
-        try:
-            self.worker.start()
-            self.worker.request("load", case=case.to_json())
-            for _ in range(case.run.warmup):
-                self.worker.request("generate")
-        except BaseException:
-            self.worker.close()
-            raise
+        self.worker, _ = open_worker(case)
 
     def time_one(self) -> float:
         started = time.perf_counter()
@@ -127,25 +152,25 @@ class CaseBench:
             )
 
     def _new_worker(self) -> Worker:
-        """A started, loaded and warmed-up worker for the case; the first one's figures are recorded."""
-        worker = Worker(self.case, on_event=self._on_event, progress_every_s=self.progress_every_s or 1e9)
-        try:
-            worker.start()
+        """A ready worker for the case; the first one's load and first-call figures are recorded."""
+
+        def started(worker: Worker) -> None:
             self.request.config.hook.pytest_sdperf_worker_started(case=self.case, pid=worker.pid)
-            reply = worker.request("load", case=self.case.to_json())
+
+        def loaded(reply: dict) -> None:
             if not self.result.load:
-                self.result.load = {key: value for key, value in reply.items() if key != "ok"}
+                self.result.load = reply
             self.result.workers_started += 1
-            for index in range(self.case.run.warmup):
-                self._round_label = f"warm-up {index + 1}/{self.case.run.warmup}"
-                started = time.perf_counter()
-                worker.request("generate")
-                if index == 0 and self.result.first_call_s is None:
-                    # The first call pays for lazy initialisation (and compilation, for some recipes).
-                    self.result.first_call_s = time.perf_counter() - started
-        except BaseException:
-            worker.close()
-            raise
+
+        def warming(index: int) -> None:
+            self._round_label = f"warm-up {index + 1}/{self.case.run.warmup}"
+
+        worker, first_call_s = open_worker(
+            self.case, self._on_event, self.progress_every_s or 1e9,
+            on_started=started, on_loaded=loaded, on_warmup=warming,
+        )
+        if self.result.first_call_s is None:
+            self.result.first_call_s = first_call_s
         return worker
 
     def latency(self) -> CaseResult:

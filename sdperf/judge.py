@@ -7,23 +7,11 @@ from typing import Any
 
 from sdperf.cases import Case
 from sdperf.profiles import Limits, VerdictPolicy
-from sdperf.results import CaseResult
+from sdperf.results import CaseResult, round_figures, round_steps, saved_latencies
 from sdperf.verdict import Verdict, compare_paired, compare_samples
 
 MEMORY_KEYS = ("peak_rss_bytes", "cuda_max_reserved_bytes", "cuda_max_allocated_bytes")
 _MIB = 2**20
-
-
-def _steps(rounds: list[dict[str, Any]]) -> list[float]:
-    return [step for r in rounds for step in r.get("step_s", [])]
-
-
-def baseline_latencies(bench: dict[str, Any]) -> list[float]:
-    info = bench.get("extra_info", {})
-    if info.get("latencies_s"):
-        return list(info["latencies_s"])
-    # Schema 1 kept no parent-side latencies; the worker's own wall time is the closest figure.
-    return [r["wall_s"] for r in info.get("rounds", []) if "wall_s" in r]
 
 
 def not_comparable(case: Case, bench: dict[str, Any]) -> str | None:
@@ -40,20 +28,21 @@ def not_comparable(case: Case, bench: dict[str, Any]) -> str | None:
 def against_baseline(result: CaseResult, bench: dict[str, Any], policy: VerdictPolicy) -> dict[str, Verdict]:
     """Latency and memory verdicts of this run's rounds against the baseline's."""
     verdicts: dict[str, Verdict] = {}
-    base_rounds = bench.get("extra_info", {}).get("rounds", [])
-    base, mine = baseline_latencies(bench), result.parent_latencies_s
+    info = bench.get("extra_info", {})
+    base_rounds = info.get("rounds", [])
+    base, mine = saved_latencies(info), result.parent_latencies_s
+    base_steps, my_steps = round_steps(base_rounds), round_steps(result.rounds)
     if min(len(base), len(mine)) >= policy.min_rounds:
         verdicts["latency"] = compare_samples(
             base, mine, policy.threshold, policy.alpha, policy.session_noise, samples="rounds"
         )
-    elif len(_steps(base_rounds)) >= 2 and len(_steps(result.rounds)) >= 2:
+    elif len(base_steps) >= 2 and len(my_steps) >= 2:
         # Few rounds (a Pi image takes 14 minutes): every denoising step is a sample.
         verdicts["latency"] = compare_samples(
-            _steps(base_rounds), _steps(result.rounds), policy.threshold, policy.alpha, policy.session_noise,
-            samples="steps",
+            base_steps, my_steps, policy.threshold, policy.alpha, policy.session_noise, samples="steps"
         )
     for key in MEMORY_KEYS:
-        base_memory = [float(r[key]) for r in base_rounds if r.get(key)]
+        base_memory = round_figures(base_rounds, key)
         my_memory = result.memory_samples(key)
         if len(base_memory) >= 2 and len(my_memory) >= 2:
             verdicts[key] = compare_samples(

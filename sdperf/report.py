@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sdperf.results import CaseResult
+from sdperf.verdict import Verdict
 
 _COLUMNS = (
     "case",
@@ -36,8 +37,6 @@ def verdict_cell(result: CaseResult, against: str) -> str:
 
 def verdict_lines(result: CaseResult) -> list[str]:
     """One line per verdict with its interval, p-value and sample counts."""
-    from sdperf.verdict import Verdict
-
     lines = []
     for against, label in (("baseline", f"vs baseline {result.baseline_source}"), ("control", "vs fp32 interleaved")):
         for name, fields in result.verdicts.get(against, {}).items():
@@ -45,7 +44,7 @@ def verdict_lines(result: CaseResult) -> list[str]:
     return lines
 
 
-def _seconds(value: float | None) -> str:
+def format_seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
@@ -59,14 +58,14 @@ def _row(result: CaseResult) -> list[str]:
         result.model,
         result.status,
         str(len(result.rounds)),
-        _seconds(result.mean_s),
-        _seconds(result.median_s),
-        _seconds(result.first_call_s),
-        _seconds(result.load.get("load_s")),
-        _seconds(phases.get("text_encoding_s")),
-        _seconds(phases.get("denoise_s")),
-        _seconds(phases.get("vae_decode_s")),
-        _seconds(result.seconds_per_step()),
+        format_seconds(result.mean_s),
+        format_seconds(result.median_s),
+        format_seconds(result.first_call_s),
+        format_seconds(result.load.get("load_s")),
+        format_seconds(phases.get("text_encoding_s")),
+        format_seconds(phases.get("denoise_s")),
+        format_seconds(phases.get("vae_decode_s")),
+        format_seconds(result.seconds_per_step()),
         "-" if peak is None else f"{peak / 2**20:.0f}",
         image,
         verdict_cell(result, "baseline"),
@@ -74,18 +73,17 @@ def _row(result: CaseResult) -> list[str]:
     ]
 
 
-def results_table(results: Iterable[CaseResult]) -> list[str]:
-    """Aligned text lines: one row per timed case, then failures, checks, skips and published figures."""
+def _timed(results: list[CaseResult]) -> list[CaseResult]:
+    return [r for r in results if r.status != "skipped" and r.kind in ("latency", "harness")]
+
+
+def detail_lines(results: Iterable[CaseResult]) -> list[str]:
+    """What follows the table, in the terminal and in Markdown alike: failures, notes and
+    verdicts per timed case, then checks, skips grouped by reason, and published figures."""
     everything = list(results)
-    ran = [r for r in everything if r.status != "skipped"]
-    timed = [r for r in ran if r.kind in ("latency", "harness")]
-    checks = [r for r in ran if r.kind not in ("latency", "harness")]
-    rows = [list(_COLUMNS)] + [_row(r) for r in timed]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    if not timed:
-        lines = []
+    timed = _timed(everything)
+    checks = [r for r in everything if r.status != "skipped" and r.kind not in ("latency", "harness")]
+    lines = []
     for result in timed:
         if result.status in ("failed", "invalid", "regressed") and result.reason:
             lines.append(f"{result.case_id} {result.status}: {result.reason}")
@@ -110,3 +108,16 @@ def results_table(results: Iterable[CaseResult]) -> list[str]:
                 f"{result.case_id} published: {ref['latency_s']:g} s, {ref['label']}{comparable}; source: {ref['source']}"
             )
     return lines
+
+
+def results_table(results: Iterable[CaseResult]) -> list[str]:
+    """Aligned text lines: one row per timed case, then `detail_lines`."""
+    everything = list(results)
+    timed = _timed(everything)
+    lines = []
+    if timed:
+        rows = [list(_COLUMNS)] + [_row(r) for r in timed]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines + detail_lines(everything)

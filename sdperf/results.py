@@ -17,6 +17,24 @@ READABLE_SCHEMAS = (1, 2)
 PHASES = ("text_encoding_s", "denoise_s", "vae_decode_s", "other_s")
 
 
+def round_steps(rounds: list[dict[str, Any]]) -> list[float]:
+    """Every denoising step time of every round."""
+    return [step for r in rounds for step in r.get("step_s", [])]
+
+
+def round_figures(rounds: list[dict[str, Any]], key: str) -> list[float]:
+    """One per-round figure (peak_rss_bytes, cuda_max_reserved_bytes, ...) of the rounds that have it."""
+    return [float(r[key]) for r in rounds if r.get(key)]
+
+
+def saved_latencies(extra_info: dict[str, Any]) -> list[float]:
+    """Round latencies of a saved benchmark. Schema 1 kept no parent-side latencies; the
+    worker's own wall time is the closest figure."""
+    if extra_info.get("latencies_s"):
+        return list(extra_info["latencies_s"])
+    return [r["wall_s"] for r in extra_info.get("rounds", []) if "wall_s" in r]
+
+
 @dataclass
 class CaseResult:
     case_id: str
@@ -62,7 +80,7 @@ class CaseResult:
 
     def seconds_per_step(self) -> float | None:
         """Median step time over every step of every round."""
-        steps = [s for r in self.rounds for s in r.get("step_s", [])]
+        steps = round_steps(self.rounds)
         return statistics.median(steps) if steps else None
 
     def peak_rss_bytes(self) -> int | None:
@@ -71,7 +89,7 @@ class CaseResult:
 
     def memory_samples(self, key: str) -> list[float]:
         """Per-round figures of one memory key (peak_rss_bytes, cuda_max_reserved_bytes, ...)."""
-        return [float(r[key]) for r in self.rounds if r.get(key)]
+        return round_figures(self.rounds, key)
 
     def image_hashes(self) -> list[str]:
         return sorted({r["image_sha256"] for r in self.rounds})

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdperf.baselines import BaselineError, load_run, numbered_runs
+from sdperf.results import saved_latencies
 
 # Marker per verdict outcome; "none" when the run was not compared.
 MARKERS = {"slower": ("v", "tab:red"), "faster": ("^", "tab:green"), "same": ("o", "tab:blue"),
@@ -42,7 +43,7 @@ def trend_points(storage: Path, case: str) -> list[TrendPoint]:
             if case not in (bench["fullname"], bench.get("param"), bench.get("name")):
                 continue
             info = bench.get("extra_info", {})
-            latencies = info.get("latencies_s") or [r["wall_s"] for r in info.get("rounds", []) if "wall_s" in r]
+            latencies = saved_latencies(info)
             if not latencies:
                 continue
             low, high = _quartiles(latencies)

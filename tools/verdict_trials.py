@@ -45,8 +45,8 @@ def verdict_of(document: dict, case: str, against: str) -> dict | None:
 
 def stored(trials: int, folder: Path) -> dict:
     outcomes: dict[str, list[str]] = {"unchanged": [], "slowed": []}
-    previous_unchanged = run_suite(folder / "run-00-U.json", "testonly_slowdown", 0.0)
     previous_path = folder / "run-00-U.json"
+    run_suite(previous_path, "testonly_slowdown", 0.0)
     for index in range(1, 2 * trials + 1):
         slowed = index % 2 == 1
         path = folder / f"run-{index:02d}-{'S' if slowed else 'U'}.json"
@@ -56,7 +56,7 @@ def stored(trials: int, folder: Path) -> dict:
         outcomes["slowed" if slowed else "unchanged"].append(verdict["outcome"])
         print(index, "slowed" if slowed else "unchanged", verdict["outcome"], f"{verdict['ratio']:.3f}", flush=True)
         if not slowed:
-            previous_path, previous_unchanged = path, document
+            previous_path = path
     return outcomes
 
 
