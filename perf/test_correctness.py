@@ -8,5 +8,5 @@ def test_determinism(sdperf_check):
 
 
 def test_fidelity(sdperf_check):
-    """The recipe's image stays within its promise against the profile's fp32 image."""
+    """The recipe's image stays within its promise against the profile's control image (fp32 on CPUs)."""
     sdperf_check.fidelity()

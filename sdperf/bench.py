@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from sdperf.cases import Case
 from sdperf.hoststate import invalid_reasons, read_host_state
 from sdperf.overhead import BareLoop
 from sdperf.profiles import Limits, VerdictPolicy
+from sdperf.proof import require_in_force
 from sdperf.results import CaseResult, summarise
 from sdperf.runner import Worker, WorkerFailed
 
@@ -51,9 +53,11 @@ def open_worker(
     on_started: Callable[[Worker], None] | None = None,
     on_loaded: Callable[[dict], None] | None = None,
     on_warmup: Callable[[int], None] | None = None,
+    warmup: bool = True,
 ) -> tuple[Worker, float | None]:
-    """A worker for `case`, started, loaded and warmed up: (worker, first call in s). Closed
-    again if any of that fails; the callbacks see each stage, so a failure loses nothing."""
+    """A worker for `case`, started, loaded and (unless `warmup` is False) warmed up:
+    (worker, first call in s). Closed again if any of that fails; the callbacks see each
+    stage, so a failure loses nothing."""
     worker = Worker(case, on_event=on_event, progress_every_s=progress_every_s)
     try:
         worker.start()
@@ -62,8 +66,9 @@ def open_worker(
         reply = worker.request("load", case=case.to_json())
         if on_loaded:
             on_loaded({key: value for key, value in reply.items() if key != "ok"})
+        require_in_force(case, reply)
         first_call_s = None
-        for index in range(case.run.warmup):
+        for index in range(case.run.warmup if warmup else 0):
             if on_warmup:
                 on_warmup(index)
             started = time.perf_counter()
@@ -80,9 +85,13 @@ def open_worker(
 class ControlWorker:
     """The profile's control case (fp32) in a worker of its own, timed between the case's rounds."""
 
-    def __init__(self, case: Case) -> None:
+    def __init__(self, case: Case, warm: bool = True) -> None:
         self.case = case
-        self.worker, _ = open_worker(case)
+        self.worker, _ = open_worker(case, warmup=warm)
+
+    def warm_up(self) -> None:
+        for _ in range(self.case.run.warmup):
+            self.worker.request("generate")
 
     def time_one(self) -> float:
         started = time.perf_counter()
@@ -159,7 +168,9 @@ class CaseBench:
 
         def loaded(reply: dict) -> None:
             if not self.result.load:
-                self.result.load = reply
+                # How the worker was launched: pinning command, dedicated interpreter.
+                launch = {"command_prefix": list(self.case.command_prefix), "python": self.case.python}
+                self.result.load = {**reply, "launch": launch}
             self.result.workers_started += 1
 
         def warming(index: int) -> None:
@@ -181,7 +192,14 @@ class CaseBench:
         if self.control is None:
             self._timed_rounds(setup=None)
         else:
+            self.result.control_recipe = self.control.recipe
             self._interleaved()
+        if "torch_compile" in self.case.transforms and self.result.first_call_s and self.result.median_s:
+            # Compilation happens in the first call: report it as its own phase.
+            self.result.notes.append(
+                f"compile: first call {self.result.first_call_s:.2f} s, about "
+                f"{self.result.first_call_s - self.result.median_s:.2f} s more than a compiled call"
+            )
         self._judge()
         return self.result
 
@@ -190,21 +208,42 @@ class CaseBench:
         # (measured: +-4% between A/A workers), which pairing cannot cancel. So every
         # `pairs_per_worker` pairs both sides get fresh workers, and the offsets average out.
         control: dict[str, ControlWorker] = {}
+        pending: list[Future] = []
 
-        def start_control() -> None:
-            if "worker" in control:
-                control.pop("worker").close()
-            try:
-                control["worker"] = ControlWorker(self.control)
-            except WorkerFailed as error:
-                self.result.status, self.result.reason = "failed", "control worker: " + str(error).splitlines()[0]
-                pytest.fail(f"control case {self.control.id} failed to start: {error}", pytrace=False)
+        def control_failed(error: WorkerFailed) -> None:
+            self.result.status, self.result.reason = "failed", "control worker: " + str(error).splitlines()[0]
+            pytest.fail(f"control case {self.control.id} failed to start: {error}", pytrace=False)
 
-        start_control()
+        def replace_control() -> Callable[[], None]:
+            # The replacement starts and loads while the case's own new worker does (nothing is
+            # timed then). Its warm-up waits: two warm-ups at once oversubscribe the cores.
+            control.pop("worker").close()
+            pending.append(pool.submit(ControlWorker, self.control, False))
+
+            def adopt() -> None:
+                try:
+                    control["worker"] = pending.pop().result()
+                    control["worker"].warm_up()
+                except WorkerFailed as error:
+                    control_failed(error)
+
+            return adopt
+
         try:
-            before, after = alternate(lambda: control["worker"].time_one(), self.result.control_latencies_s)
-            self._timed_rounds(before, after, rotate_every=self.policy.pairs_per_worker, on_rotate=start_control)
+            control["worker"] = ControlWorker(self.control)
+        except WorkerFailed as error:
+            control_failed(error)
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdperf-control") as pool:
+                before, after = alternate(lambda: control["worker"].time_one(), self.result.control_latencies_s)
+                self._timed_rounds(
+                    before, after, rotate_every=self.policy.pairs_per_worker, on_rotate=replace_control
+                )
         finally:
+            # A replacement still pending when the case failed is closed too, not leaked.
+            for future in pending:
+                if future.exception() is None:
+                    future.result().close()
             if "worker" in control:
                 control["worker"].close()
 
@@ -275,7 +314,7 @@ class CaseBench:
         setup: Callable[[], None] | None,
         teardown: Callable[[], None] | None = None,
         rotate_every: int | None = None,
-        on_rotate: Callable[[], None] | None = None,
+        on_rotate: Callable[[], Callable[[], None]] | None = None,
     ) -> CaseResult:
         rounds = self.case.run.rounds
         before = read_host_state(self.host_root)
@@ -287,9 +326,11 @@ class CaseBench:
                 done = len(self.result.rounds)
                 if rotate_every and done and done % rotate_every == 0:
                     current.pop("worker").close()
+                    # on_rotate starts the partner's replacement and returns what waits for it.
+                    partner_ready = on_rotate() if on_rotate else None
                     current["worker"] = self._new_worker()
-                    if on_rotate:
-                        on_rotate()
+                    if partner_ready:
+                        partner_ready()
                 if setup:
                     setup()
 

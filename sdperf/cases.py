@@ -1,16 +1,22 @@
-"""A benchmark case: one profile, one recipe, one model, and how to run it."""
+"""A benchmark case: one profile, one recipe, one model, and how to run it.
+
+`make_case` turns a recipe into concrete process settings for this machine
+(placeholders filled, libraries and the pinning command found) and into the
+expectations the worker's report is checked against (`sdperf.proof`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sdperf.models.store import ModelSpec
 from sdperf.profiles import Profile, RunSize, Workload
-from sdperf.recipes import Recipe
+from sdperf.recipes import ALLOCATORS, THREAD_VARIABLES, Recipe
 
 # Read by native libraries at process start: a case's value must reach a fresh
 # process, and a value inherited from the user's shell must not leak in unseen.
@@ -36,9 +42,18 @@ class Case:
     model: ModelSpec
     workload: Workload
     run: RunSize
-    transform: str | None = None
+    transforms: tuple[str, ...] = ()
     env: Mapping[str, str | None] = field(default_factory=dict)
     command_prefix: tuple[str, ...] = ()
+    loader: str = "diffusers"
+    load_dtype: str | None = None
+    drop_components: tuple[str, ...] = ()
+    quantize: Mapping[str, str] = field(default_factory=dict)
+    device: str = "cpu"
+    # Interpreter of the recipe's own environment (None: this one).
+    python: str | None = None
+    # What the worker must report for the recipe to count as in force (sdperf.proof).
+    expect: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -51,9 +66,16 @@ class Case:
             "model": self.model.to_json(),
             "workload": self.workload.to_json(),
             "run": dataclasses.asdict(self.run),
-            "transform": self.transform,
+            "transforms": list(self.transforms),
             "env": dict(self.env),
             "command_prefix": list(self.command_prefix),
+            "loader": self.loader,
+            "load_dtype": self.load_dtype,
+            "drop_components": list(self.drop_components),
+            "quantize": dict(self.quantize),
+            "device": self.device,
+            "python": self.python,
+            "expect": dict(self.expect),
         }
 
     def worker_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -72,18 +94,95 @@ class Case:
         return environ
 
 
-def make_case(profile: Profile, recipe: Recipe, model: ModelSpec, run_override: Mapping[str, Any]) -> Case:
+def fill_placeholders(value: str | None, cores: int) -> str | None:
+    if value is None:
+        return None
+    from sdperf.models.store import cache_root
+
+    return value.replace("{cores}", str(cores)).replace("{cache}", str(cache_root()))
+
+
+def pinning_command(cpus: int, which=shutil.which) -> tuple[str, ...]:
+    """numactl over CPUs 0..cpus-1 (as the Xeon report), else taskset; () when neither exists."""
+    span = f"0-{cpus - 1}"
+    if which("numactl"):
+        return ("numactl", "-C", span)
+    if which("taskset"):
+        return ("taskset", "-c", span)
+    return ()
+
+
+def recipe_environment(recipe: Recipe, cores: int) -> dict[str, str | None]:
+    """The recipe's own variables, placeholders filled and libraries preloaded."""
+    from sdperf.hardware import find_library
+
+    env = {name: fill_placeholders(value, cores) for name, value in recipe.env.items()}
+    if recipe.preload:
+        env["LD_PRELOAD"] = ":".join(find_library(soname) or soname for soname in recipe.preload)
+    return env
+
+
+def expectations(recipe: Recipe, env: Mapping[str, str | None], command_prefix: tuple[str, ...], cores: int) -> dict:
+    """What the worker must report for the recipe to be in force."""
+    expect: dict[str, Any] = {}
+    threads = {name: int(value) for name, value in env.items() if name in THREAD_VARIABLES and value}
+    if threads:
+        expect["threads"] = threads
+    unset = sorted(name for name, value in env.items() if name in THREAD_VARIABLES and value is None)
+    if unset:
+        expect["unset"] = unset
+    if recipe.preload:
+        expect["allocators"] = [ALLOCATORS[soname] for soname in recipe.preload]
+    if "MALLOC_CONF" in env:
+        expect["malloc_conf"] = env["MALLOC_CONF"]
+    if recipe.pin_cores:
+        expect["cpus"] = list(range(cores))
+        expect["pinned_by"] = command_prefix[0] if command_prefix else None
+    if recipe.loader.startswith("openvino"):
+        expect["openvino_precision"] = "f32"
+    if recipe.loader == "openvino_static":
+        expect["static_shape"] = True
+    return expect
+
+
+def make_case(
+    profile: Profile,
+    recipe: Recipe,
+    model: ModelSpec,
+    run_override: Mapping[str, Any],
+    cores: int | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> Case:
+    from sdperf.pyenvs import environment_python
+    from sdperf.requirements import usable_cores
+
+    cores = usable_cores() if cores is None else cores
     run = profile.run_size_for(model.builtin)
     if run_override:
         run = dataclasses.replace(run, **run_override)
+    own = recipe_environment(recipe, cores)
     env: dict[str, str | None] = dict(profile.env)
-    env.update(recipe.env)
+    env.update(own)
+    env.update(extra_env or {})
+    command_prefix = pinning_command(cores) if recipe.pin_cores else ()
+    python = None
+    if recipe.needs.python_env:
+        found = environment_python(recipe.needs.python_env)
+        python = str(found) if found else None
     return Case(
         profile=profile.name,
         recipe=recipe.name,
         model=model,
         workload=profile.workload_for(model.builtin),
         run=run,
-        transform=recipe.transform,
+        transforms=recipe.transforms,
         env=env,
+        command_prefix=command_prefix,
+        loader=recipe.loader,
+        load_dtype=recipe.load_dtype,
+        drop_components=recipe.drop_components,
+        quantize=dict(recipe.quantize),
+        device=recipe.device,
+        python=python,
+        expect=expectations(recipe, own, command_prefix, cores),
     )

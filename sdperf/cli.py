@@ -1,5 +1,5 @@
-"""The `sdperf` command: model building, host diagnosis, baseline promotion and trend plots
-beside the pytest suite."""
+"""The `sdperf` command: model building, host diagnosis, recipes, dedicated environments,
+baseline promotion and trend plots beside the pytest suite."""
 
 from __future__ import annotations
 
@@ -106,6 +106,49 @@ def _trend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env_create(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from sdperf.pyenvs import ENVIRONMENTS, create, environment_folder
+
+    spec = ENVIRONMENTS.get(args.name)
+    if spec is None:
+        print(f"sdperf: environment {args.name!r} is unknown; known: {', '.join(sorted(ENVIRONMENTS))}", file=sys.stderr)
+        return 2
+    print(f"creating {environment_folder(args.name)}: {spec.summary}; {spec.download_note}", file=sys.stderr)
+    try:
+        python = create(args.name)
+    except subprocess.CalledProcessError as error:
+        print(f"sdperf: creating environment {args.name!r} failed: {' '.join(map(str, error.cmd))} "
+              f"exited with {error.returncode}; fix what pip printed above and run this again", file=sys.stderr)
+        return 1
+    print(f"environment {args.name} ready: {python}")
+    return 0
+
+
+def _recipes(args: argparse.Namespace) -> int:
+    from sdperf.cases import make_case
+    from sdperf.hardware import detect_host
+    from sdperf.models.store import ModelSpec
+    from sdperf.profiles import load_profiles
+    from sdperf.recipes import REGISTRY
+    from sdperf.requirements import host_facts, unmet
+
+    profiles = load_profiles()
+    facts = host_facts(detect_host(Path(args.host_root)))
+    for name, profile in profiles.items():
+        if args.profile and name != args.profile:
+            continue
+        print(f"{name} (control: {profile.control})")
+        for recipe_name in profile.recipes:
+            recipe = REGISTRY[recipe_name]
+            case = make_case(profile, recipe, ModelSpec(name=profile.builtin_model), {})
+            reason = unmet(recipe, case.expect.get("threads", {}), facts)
+            print(f"  {recipe_name:<28} {'runs here' if reason is None else 'skipped: ' + reason}")
+            print(f"  {'':<28} {recipe.summary}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdperf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +172,15 @@ def _parser() -> argparse.ArgumentParser:
     trend.add_argument("--storage", required=True, help="folder of saved runs, e.g. .benchmarks/cpu")
     trend.add_argument("--out", default="trend.png", help="PNG to write (default: trend.png)")
     trend.set_defaults(run=_trend)
+    recipes = commands.add_parser("recipes", help="each profile's recipes, what they do, and whether they run here")
+    recipes.add_argument("--profile", help="only this profile")
+    recipes.add_argument("--host-root", default="/", help="read /proc and /sys under this folder")
+    recipes.set_defaults(run=_recipes)
+    env = commands.add_parser("env", help="dedicated Python environments some recipes run in (ipex_bf16)")
+    env_commands = env.add_subparsers(dest="env_command", required=True)
+    env_create = env_commands.add_parser("create", help="create (or finish) an environment; cached under sdperf's cache")
+    env_create.add_argument("name", help="environment name, e.g. ipex")
+    env_create.set_defaults(run=_env_create)
     return parser
 
 

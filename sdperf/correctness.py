@@ -16,6 +16,7 @@ import pytest
 from sdperf.cases import Case
 from sdperf.golden import GoldenKey, keep_for_review, load_golden, psnr, record_golden, stack_digest
 from sdperf.recipes import Recipe
+from sdperf.proof import require_in_force
 from sdperf.results import CaseResult
 from sdperf.runner import Worker, WorkerFailed
 
@@ -32,6 +33,7 @@ def _generate(case: Case, count: int, png: Path | None) -> tuple[dict[str, Any],
     with Worker(case) as worker:
         worker.start()
         loaded = worker.request("load", case=case.to_json())
+        require_in_force(case, loaded)
         replies = [
             worker.request("generate", save_png=str(png) if png and index == 0 else None) for index in range(count)
         ]
@@ -110,7 +112,7 @@ class CaseCheck:
         self._done(folder, f"determinism: matches golden {record_path.name} ({digest[:12]})")
 
     def fidelity(self) -> None:
-        """The recipe's image against the profile's fp32 image, within the recipe's promise."""
+        """The recipe's image against the image of the profile's control recipe (fp32 on CPUs), within the recipe's promise."""
         self._named("fidelity")
         if self.recipe.name == self.reference.recipe:
             self.result.status = "skipped"

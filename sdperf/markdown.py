@@ -22,7 +22,7 @@ def markdown_report(results: Iterable[CaseResult], compared: str | None, title: 
         lines += [f"_{_cell(compared)}_", ""]
     if timed:
         lines += [
-            "| case | model | status | median s | s/step | peak RSS MiB | vs baseline | vs fp32 | published |",
+            "| case | model | status | median s | s/step | peak RSS MiB | vs baseline | vs control | published |",
             "| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- |",
         ]
         for result in timed:

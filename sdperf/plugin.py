@@ -18,6 +18,7 @@ from sdperf.cases import Case, make_case
 from sdperf.models.store import ModelSpec, pipeline_class_of
 from sdperf.profiles import PROFILE_NAMES
 from sdperf.recipes import REGISTRY
+from sdperf.requirements import HostFacts, host_facts, unmet
 from sdperf.report import results_table
 from sdperf.results import RESULT_SCHEMA_VERSION, CaseResult
 
@@ -30,14 +31,12 @@ MARKERS = {
     "harness": "measures the suite itself (harness overhead against a bare loop)",
 }
 
-# The recipe every case is timed against with --sdperf-interleave: diffusers out of the box.
-CONTROL_RECIPE = "fp32"
-
 settings_key = pytest.StashKey[settings_module.Settings]()
 results_key = pytest.StashKey[list[CaseResult]]()
 compare_note_key = pytest.StashKey[str]()
 own_storage_key = pytest.StashKey[bool]()  # True when sdperf chose the run storage
 host_key = pytest.StashKey[object]()
+facts_key = pytest.StashKey[HostFacts]()
 case_result_key = pytest.StashKey[CaseResult]()
 images_key = pytest.StashKey[Path]()
 
@@ -169,7 +168,9 @@ def build_cases(config: pytest.Config) -> list[Case]:
             if profile_name not in recipe.profiles:
                 continue
             model = settings.model or ModelSpec(name=profile.builtin_model)
-            cases.append(make_case(profile, recipe, model, settings.run_override))
+            cases.append(make_case(
+                profile, recipe, model, settings.run_override, extra_env=settings.worker_env(recipe.device)
+            ))
     return cases
 
 
@@ -193,7 +194,13 @@ def _skip_reason(config: pytest.Config, case: Case, check_host: bool) -> str | N
     found = pipeline_class_of(case.model)
     if found != wanted:
         return f"profile {case.profile} needs a {wanted} model; {case.model.name} is a {found or 'unknown pipeline'}"
-    return None
+    return unmet(REGISTRY[case.recipe], case.expect.get("threads", {}), _host_facts(config))
+
+
+def _host_facts(config: pytest.Config) -> HostFacts:
+    if facts_key not in config.stash:
+        config.stash[facts_key] = host_facts(detected_host(config))
+    return config.stash[facts_key]
 
 
 @pytest.fixture
@@ -235,7 +242,10 @@ def _case_bench(request: pytest.FixtureRequest, case: Case, kind: str, check_hos
     profile = settings.profiles[case.profile]
     control = None
     if settings.interleave and kind == "latency":
-        control = make_case(profile, REGISTRY[CONTROL_RECIPE], case.model, settings.run_override)
+        control_recipe = REGISTRY[profile.control]
+        control = make_case(
+            profile, control_recipe, case.model, settings.run_override, extra_env=settings.worker_env(control_recipe.device)
+        )
     return CaseBench(
         request, case, result, settings.progress_every_s, _say_live(request.config), settings.host_root,
         profile.limits, save_png=_image_path(request.config, case, kind), policy=profile.verdict,
@@ -284,7 +294,10 @@ def sdperf_check(request: pytest.FixtureRequest, sdperf_case: Case) -> CaseCheck
     settings = config.stash[settings_key]
     result = _register(request, sdperf_case, "check", check_host=True)
     profile = settings.profiles[sdperf_case.profile]
-    reference = make_case(profile, REGISTRY["fp32"], sdperf_case.model, settings.run_override)
+    control_recipe = REGISTRY[profile.control]
+    reference = make_case(
+        profile, control_recipe, sdperf_case.model, settings.run_override, extra_env=settings.worker_env(control_recipe.device)
+    )
     golden = GoldenPolicy(
         root=settings.golden_dir or config.rootpath / "baselines" / "golden",
         storage_key=storage_key(config),
@@ -422,6 +435,9 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
         "schema": RESULT_SCHEMA_VERSION,
         "images_dir": str(run_images_dir(config)) if config.stash[settings_key].save_images else None,
         "compared": config.stash.get(compare_note_key, None),
-        "interleaved_with": CONTROL_RECIPE if config.stash[settings_key].interleave else None,
+        "interleaved_with": (
+            {name: profile.control for name, profile in config.stash[settings_key].profiles.items()}
+            if config.stash[settings_key].interleave else None
+        ),
         "cases": [result.to_json() for result in config.stash.get(results_key, [])],
     }

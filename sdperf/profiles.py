@@ -136,6 +136,9 @@ class Profile:
     limits: Limits = field(default_factory=Limits)
     verdict: VerdictPolicy = field(default_factory=VerdictPolicy)
     references: tuple[Reference, ...] = ()
+    # The recipe every case is judged against when interleaved, and the reference image
+    # of fidelity checks: diffusers out of the box on the profile's device.
+    control: str = "fp32"
 
     def workload_for(self, builtin_model: bool) -> Workload:
         return self.builtin_workload if builtin_model else self.workload
@@ -150,7 +153,7 @@ _LIMIT_FIELDS = {f.name for f in dataclasses.fields(Limits)}
 _VERDICT_FIELDS = {f.name for f in dataclasses.fields(VerdictPolicy)}
 _PROFILE_KEYS = {
     "description", "pipeline", "builtin_model", "recipes", "workload", "real", "builtin", "env", "limits", "verdict",
-    "reference",
+    "reference", "control",
 }
 
 
@@ -174,6 +177,7 @@ def _profile_from_table(name: str, table: Mapping[str, Any], where: str) -> Prof
     for key, value in env.items():
         if not isinstance(value, str):
             raise ProfileError(f"{where}.env.{key} = {value!r} must be a string (quote it in TOML)")
+    _check_recipes(name, table, where)
     try:
         workload = Workload(**table["workload"])
         builtin_overrides = {k: v for k, v in table["builtin"].items() if k in _WORKLOAD_FIELDS}
@@ -191,11 +195,25 @@ def _profile_from_table(name: str, table: Mapping[str, Any], where: str) -> Prof
             limits=Limits(**table.get("limits", {})),
             verdict=VerdictPolicy(**table.get("verdict", {})),
             references=tuple(Reference(**ref) for ref in table.get("reference", ())),
+            control=table.get("control", "fp32"),
         )
     except ProfileError as error:
         raise ProfileError(f"{where}: {error}") from None
     except TypeError as error:
         raise ProfileError(f"{where}: {error}") from None
+
+
+def _check_recipes(name: str, table: Mapping[str, Any], where: str) -> None:
+    from sdperf.recipes import REGISTRY
+
+    for recipe_name in [*table.get("recipes", ()), table.get("control", "fp32")]:
+        recipe = REGISTRY.get(recipe_name)
+        if recipe is None:
+            raise ProfileError(f"{where}: recipe {recipe_name!r} is unknown; known: {', '.join(sorted(REGISTRY))}")
+        if name not in recipe.profiles:
+            raise ProfileError(
+                f"{where}: recipe {recipe_name!r} is not made for profile {name} (it is for {', '.join(recipe.profiles)})"
+            )
 
 
 def load_profiles(path: Path = DEFAULT_PROFILES_FILE) -> dict[str, Profile]:

@@ -23,7 +23,7 @@ _COLUMNS = (
     "peak RSS MiB",
     "image",
     "vs baseline",
-    "vs fp32",
+    "vs control",
 )
 
 
@@ -38,7 +38,8 @@ def verdict_cell(result: CaseResult, against: str) -> str:
 def verdict_lines(result: CaseResult) -> list[str]:
     """One line per verdict with its interval, p-value and sample counts."""
     lines = []
-    for against, label in (("baseline", f"vs baseline {result.baseline_source}"), ("control", "vs fp32 interleaved")):
+    labels = (("baseline", f"vs baseline {result.baseline_source}"), ("control", f"vs {result.control_recipe} interleaved"))
+    for against, label in labels:
         for name, fields in result.verdicts.get(against, {}).items():
             lines.append(f"{result.case_id} {label}: {name} {Verdict(**fields).describe()}")
     return lines

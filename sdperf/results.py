@@ -57,6 +57,7 @@ class CaseResult:
     image_path: str | None = None
     # Rounds of the profile's control case, interleaved with this case's (--sdperf-interleave).
     control_latencies_s: list[float] = field(default_factory=list)
+    control_recipe: str | None = None
     workers_started: int = 0
     # "baseline" and/or "control" -> {"latency": Verdict.to_json(), "peak_rss": ...}
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -112,6 +113,7 @@ def summarise(result: CaseResult) -> dict[str, Any]:
         "rounds": result.rounds,
         "latencies_s": result.parent_latencies_s,
         "control_latencies_s": result.control_latencies_s,
+        "control_recipe": result.control_recipe,
         "workers_started": result.workers_started,
         "verdicts": result.verdicts,
         "baseline_source": result.baseline_source,

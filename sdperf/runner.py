@@ -48,12 +48,13 @@ class Worker:
     def __init__(
         self,
         case: Case,
-        python: str = sys.executable,
+        python: str | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         progress_every_s: float = 5.0,
     ) -> None:
         self.case = case
-        self.python = python
+        # A recipe with its own environment (IPEX) names its interpreter in the case.
+        self.python = python or case.python or sys.executable
         self.on_event = on_event
         self.progress_every_s = progress_every_s
         self.process: subprocess.Popen | None = None

@@ -31,8 +31,10 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("golden-dir", "folder of golden images (default: baselines/golden)", "string"),
     ("markdown", "also write the results as Markdown to this file (always appended to $GITHUB_STEP_SUMMARY when set)",
      "string"),
-    ("interleave", "time each case alternately with its profile's fp32 case in a second worker, so machine drift "
-     "cancels, and judge it against fp32 pair by pair (ini: yes/no)", "string"),
+    ("vram-cap", "MiB of GPU memory each CUDA worker may use, CUDA context included: emulates a smaller card "
+     "(6144 for a 6 GB card) on a larger one", "string"),
+    ("interleave", "time each case alternately with its profile's control case (fp32 on CPUs) in a second worker, so machine drift "
+     "cancels, and judge it against that case pair by pair (ini: yes/no)", "string"),
 )
 # Options given without a value on the command line (their ini keys take yes/no).
 FLAGS = {"interleave"}
@@ -95,6 +97,13 @@ class Settings:
     record_golden: bool = False
     markdown: Path | None = None
     interleave: bool = False
+    vram_cap_mib: int | None = None
+
+    def worker_env(self, device: str) -> dict[str, str]:
+        """Variables a case's worker gets from these settings (the VRAM cap, on CUDA)."""
+        if device == "cuda" and self.vram_cap_mib:
+            return {"SDPERF_VRAM_CAP_MIB": str(self.vram_cap_mib)}
+        return {}
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -161,4 +170,5 @@ class Settings:
             record_golden=bool(config.getoption("sdperf_record_golden")),
             markdown=Path(markdown_value).resolve() if markdown_value else None,
             interleave=interleave in ("yes", "true", "1"),
+            vram_cap_mib=_number(config, "vram-cap", int, 1),
         )

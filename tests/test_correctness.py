@@ -64,7 +64,7 @@ def test_a_perturbed_weight_file_is_caught(correctness_suite: pytest.Pytester) -
 
 def test_fidelity_of_each_recipe_against_fp32(correctness_suite: pytest.Pytester) -> None:
     # The shipped built-in workload: the one the recipes' PSNR floors were measured on.
-    result = correctness_suite.runpytest_subprocess("-m", "cpu", "-k", "fidelity", "-rs")
+    result = correctness_suite.runpytest_subprocess("-m", "cpu", "-k", "fidelity", "--sdperf-recipes=fp32,dpm_solver", "-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines([
         "cpu-dpm_solver fidelity: passed: fidelity vs cpu-fp32: PSNR * dB (promise: changes-image, floor 20 dB)",
@@ -82,7 +82,7 @@ def _check(recipe_fields: dict, images_dir: Path):
     from sdperf.cases import make_case
 
     profile = load_profiles()["cpu"]
-    recipe = Recipe(name="probe", summary="test only", profiles=("cpu",), transform="dpm_solver", **recipe_fields)
+    recipe = Recipe(name="probe", summary="test only", profiles=("cpu",), transforms=("dpm_solver",), **recipe_fields)
     case = make_case(profile, recipe, ModelSpec("tiny-sd15"), {"timeout_s": 300})
     reference = make_case(profile, REGISTRY["fp32"], ModelSpec("tiny-sd15"), {"timeout_s": 300})
     result = CaseResult(case.id, "t", "cpu", "probe", "tiny-sd15", kind="fidelity")

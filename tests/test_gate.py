@@ -130,7 +130,7 @@ def test_interleaved_rounds_are_judged_in_pairs_and_a_memory_budget_fails_with_t
     assert len(extra["latencies_s"]) == len(extra["control_latencies_s"]) == 3
     assert extra["workers_started"] == 2  # fresh workers after every 2 pairs
     assert extra["verdicts"]["control"]["latency"]["design"] == "paired"
-    assert saved["sdperf"]["interleaved_with"] == "fp32"
+    assert saved["sdperf"]["interleaved_with"]["cpu"] == "fp32"
     (case,) = saved["sdperf"]["cases"]
     assert case["status"] == "failed" and "over the cpu budget of 1 MiB" in case["reason"]
     assert "over the cpu budget" in (latency_suite.path / "out" / "summary.md").read_text()

@@ -54,7 +54,7 @@ def pi5_suite(latency_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -
 
 def _run_pi5(suite: pytest.Pytester, *extra: str):
     return suite.runpytest_subprocess(
-        "-m", "pi5", "--sdperf-host-root=fake-root", "--sdperf-rounds=2", "--sdperf-warmup=0",
+        "-m", "pi5", "--sdperf-recipes=fp32", "--sdperf-host-root=fake-root", "--sdperf-rounds=2", "--sdperf-warmup=0",
         "--benchmark-autosave", "--benchmark-json=run.json", *extra,
     )
 
@@ -116,7 +116,7 @@ def test_emulated_runs_are_stored_apart_from_real_ones(latency_suite: pytest.Pyt
 
 
 def test_pi5_compare_on_another_host_skips_naming_the_host(latency_suite: pytest.Pytester) -> None:
-    result = latency_suite.runpytest_subprocess("-m", "pi5", "--benchmark-compare", "-rs")
+    result = latency_suite.runpytest_subprocess("-m", "pi5", "--sdperf-recipes=fp32", "--benchmark-compare", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*profile pi5 does not run here (host detected as cpu: *"])
 

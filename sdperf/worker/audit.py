@@ -65,6 +65,8 @@ def worker_audit() -> dict[str, Any]:
     audit = thread_audit()
     audit["allocators"] = mapped_allocators()
     audit["environment"] = {name: os.environ.get(name) for name in PROCESS_START_VARIABLES}
+    # The CPUs this process may run on: proof that numactl/taskset pinning took effect.
+    audit["cpus"] = sorted(os.sched_getaffinity(0))
     audit["packages"] = package_versions()
     audit["pid"] = os.getpid()
     return audit
@@ -112,3 +114,26 @@ def cuda_peaks() -> dict[str, int]:
         "cuda_max_allocated_bytes": int(torch.cuda.max_memory_allocated()),
         "cuda_max_reserved_bytes": int(torch.cuda.max_memory_reserved()),
     }
+
+
+def cap_vram() -> dict[str, int | float] | None:
+    """Emulate a smaller card (SDPERF_VRAM_CAP_MIB) on this GPU: cap torch's caching
+    allocator so that the cap less the CUDA context is all the tensors may take."""
+    import torch
+
+    raw = os.environ.get("SDPERF_VRAM_CAP_MIB")
+    if not raw:
+        return None
+    cap = int(raw) * 2**20
+    torch.cuda.init()
+    free, total = torch.cuda.mem_get_info()
+    # What is in use before any tensor: the CUDA context (and other processes' memory).
+    context = total - free
+    fraction = (cap - context) / total
+    if not 0 < fraction <= 1:
+        raise ValueError(
+            f"SDPERF_VRAM_CAP_MIB={raw} cannot be emulated on this {total // 2**20} MiB GPU with "
+            f"{context // 2**20} MiB already in use; give a cap between {context // 2**20 + 1} and {total // 2**20}"
+        )
+    torch.cuda.set_per_process_memory_fraction(fraction)
+    return {"cap_mib": int(raw), "total_mib": total // 2**20, "context_mib": context // 2**20, "fraction": fraction}

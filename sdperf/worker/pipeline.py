@@ -5,28 +5,17 @@ from __future__ import annotations
 import hashlib
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from sdperf.models.store import ModelSpec, ensure_builtin, weight_digest
-from sdperf.worker import audit, transforms
+from sdperf.worker import audit, loaders, transforms
 from sdperf.worker.timing import PhaseRecorder
 
 
 class WorkloadError(ValueError):
     """The workload asks for something the loaded pipeline cannot do."""
-
-
-def _load(path: Path):
-    # Imported by the caller before the clock starts: load time excludes import time.
-    from diffusers import DiffusionPipeline
-
-    # Same call for built-in and real weights. low_cpu_mem_usage: without it an
-    # 8 GB Pi was OOM-killed loading SD 1.5. Offline, safetensors only.
-    return DiffusionPipeline.from_pretrained(
-        str(path), use_safetensors=True, low_cpu_mem_usage=True, local_files_only=True
-    )
 
 
 def image_digest(images) -> str:
@@ -37,6 +26,21 @@ def image_digest(images) -> str:
     digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
     digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def accepted_arguments(pipe: Any) -> Mapping[str, inspect.Parameter]:
+    """The named arguments `pipe(...)` takes. OpenVINO pipelines' own __call__ only forwards
+    (*args, **kwargs) to the diffusers pipeline they subclass: read the first signature
+    along the class hierarchy that names its arguments."""
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    for cls in type(pipe).__mro__:
+        call = cls.__dict__.get("__call__")
+        if call is None:
+            continue
+        parameters = inspect.signature(call).parameters
+        if any(p.kind in named and name != "self" for name, p in parameters.items()):
+            return parameters
+    return inspect.signature(pipe.__call__).parameters
 
 
 class PipelineSession:
@@ -55,18 +59,25 @@ class PipelineSession:
             build_s = time.perf_counter() - started if built else 0.0
         else:
             path = spec.path
-        import diffusers  # noqa: F401  (imported outside the timed load)
+        loaders.import_modules(self.case)  # outside the timed load
 
+        vram = audit.cap_vram() if self.case.get("device") == "cuda" else None
         audit.reset_peak_rss()
         started = time.perf_counter()
-        pipe = _load(path)
+        pipe, load_proof = loaders.load(path, self.case)
         load_s = time.perf_counter() - started
-        pipe, proof = transforms.apply(self.case.get("transform"), pipe, self.case)
+        pipe, proof = transforms.apply(self.case.get("transforms", ()), pipe, self.case)
+        proof = {"load": load_proof, **proof}
+        if vram:
+            proof["vram_cap"] = vram
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
         self.weights_sha256 = weight_digest(path)
         self.recorder = PhaseRecorder(pipe, on_step=self._on_step)
+        in_force = audit.worker_audit()
+        if "openvino" in load_proof:
+            in_force["openvino"] = load_proof["openvino"]  # what `sdperf doctor` checks too
         return {
             "model_path": str(path),
             "pipeline_class": type(pipe).__name__,
@@ -77,14 +88,14 @@ class PipelineSession:
             "peak_rss_load_bytes": audit.peak_rss_bytes(),
             "instrumented": list(self.recorder.instrumented),
             "transform_proof": proof,
-            "audit": audit.worker_audit(),
+            "audit": in_force,
         }
 
     def _call_arguments(self) -> dict[str, Any]:
         import torch
 
         workload = self.case["workload"]
-        accepted = inspect.signature(self.pipe.__call__).parameters
+        accepted = accepted_arguments(self.pipe)
         wanted = {
             "prompt": workload["prompt"],
             "prompt_2": workload.get("prompt_2"),
@@ -154,10 +165,18 @@ class PipelineSession:
         output = self.pipe(**arguments)
         wall_s = time.perf_counter() - started
         images = output.images
+        shape = list(getattr(images, "shape", ()))
+        workload = self.case["workload"]
+        if len(shape) == 4 and shape[1:3] != [workload["height"], workload["width"]]:
+            # A statically shaped OpenVINO pipeline asked for another size only warns: check it.
+            raise WorkloadError(
+                f"the pipeline returned {shape[2]}x{shape[1]} images, the workload asks for "
+                f"{workload['width']}x{workload['height']}; a static shape was compiled for another size"
+            )
         result = self.recorder.timings.summary(wall_s)
         result.update(
             image_sha256=image_digest(images),
-            image_shape=list(getattr(images, "shape", ())),
+            image_shape=shape,
             peak_rss_bytes=audit.peak_rss_bytes(),
             peak_rss_scope="call" if rss_scoped else "process",
             **audit.cuda_peaks(),
