@@ -169,7 +169,7 @@ class CaseBench:
         def loaded(reply: dict) -> None:
             if not self.result.load:
                 # How the worker was launched: pinning command, dedicated interpreter.
-                launch = {"command_prefix": list(self.case.command_prefix), "python": self.case.python}
+                launch = {"command_prefix": list(self.case.command_prefix), "python_env": self.case.python_env}
                 self.result.load = {**reply, "launch": launch}
             self.result.workers_started += 1
 

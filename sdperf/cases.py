@@ -50,8 +50,8 @@ class Case:
     drop_components: tuple[str, ...] = ()
     quantize: Mapping[str, str] = field(default_factory=dict)
     device: str = "cpu"
-    # Interpreter of the recipe's own environment (None: this one).
-    python: str | None = None
+    # The recipe's own Python environment (`sdperf env create NAME`); None: this one.
+    python_env: str | None = None
     # What the worker must report for the recipe to count as in force (sdperf.proof).
     expect: Mapping[str, Any] = field(default_factory=dict)
 
@@ -74,7 +74,7 @@ class Case:
             "drop_components": list(self.drop_components),
             "quantize": dict(self.quantize),
             "device": self.device,
-            "python": self.python,
+            "python_env": self.python_env,
             "expect": dict(self.expect),
         }
 
@@ -153,7 +153,6 @@ def make_case(
     cores: int | None = None,
     extra_env: Mapping[str, str] | None = None,
 ) -> Case:
-    from sdperf.pyenvs import environment_python
     from sdperf.requirements import usable_cores
 
     cores = usable_cores() if cores is None else cores
@@ -165,10 +164,6 @@ def make_case(
     env.update(own)
     env.update(extra_env or {})
     command_prefix = pinning_command(cores) if recipe.pin_cores else ()
-    python = None
-    if recipe.needs.python_env:
-        found = environment_python(recipe.needs.python_env)
-        python = str(found) if found else None
     return Case(
         profile=profile.name,
         recipe=recipe.name,
@@ -183,6 +178,6 @@ def make_case(
         drop_components=recipe.drop_components,
         quantize=dict(recipe.quantize),
         device=recipe.device,
-        python=python,
+        python_env=recipe.needs.python_env,
         expect=expectations(recipe, own, command_prefix, cores),
     )

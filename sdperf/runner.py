@@ -53,8 +53,7 @@ class Worker:
         progress_every_s: float = 5.0,
     ) -> None:
         self.case = case
-        # A recipe with its own environment (IPEX) names its interpreter in the case.
-        self.python = python or case.python or sys.executable
+        self.python = python
         self.on_event = on_event
         self.progress_every_s = progress_every_s
         self.process: subprocess.Popen | None = None
@@ -72,13 +71,29 @@ class Worker:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    def _interpreter(self) -> str:
+        """This Python, or the one of the recipe's own environment (IPEX needs its torch)."""
+        if self.python:
+            return self.python
+        if self.case.python_env:
+            from sdperf.pyenvs import environment_python
+
+            found = environment_python(self.case.python_env)
+            if found is None:
+                raise WorkerFailed(
+                    f"case {self.case.id}: environment {self.case.python_env!r} does not exist; "
+                    f"create it with: sdperf env create {self.case.python_env}"
+                )
+            return str(found)
+        return sys.executable
+
     def start(self) -> dict[str, Any]:
         self.deadline = time.monotonic() + self.case.run.timeout_s
         request_read, self._requests = os.pipe()
         self._replies, reply_write = os.pipe()
         command = [
             *self.case.command_prefix,
-            self.python,
+            self._interpreter(),
             "-m",
             "sdperf.worker",
             "--requests-fd",

@@ -135,7 +135,8 @@ def load_openvino(path: Path, case: dict, static: bool) -> tuple[Any, dict]:
 
 
 def _denoiser(pipe: Any) -> Any:
-    return getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    unet = getattr(pipe, "unet", None)
+    return unet if unet is not None else getattr(pipe, "transformer", None)
 
 
 def openvino_properties(pipe: Any) -> dict[str, str]:

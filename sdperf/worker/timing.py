@@ -82,7 +82,10 @@ class PhaseRecorder:
         vae = getattr(pipe, "vae", None)
         if vae is not None and hasattr(vae, "decode"):
             self._wrap_timed(vae, "decode", "vae_decode_s")
-        denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+        # Not `a or b`: a torch.compile'd module refuses the truth test (it has no len()).
+        denoiser = getattr(pipe, "unet", None)
+        if denoiser is None:
+            denoiser = getattr(pipe, "transformer", None)
         if denoiser is not None and hasattr(denoiser, "register_forward_pre_hook"):
             denoiser.register_forward_pre_hook(self._before_denoiser)
             denoiser.register_forward_hook(self._after_denoiser)
