@@ -67,19 +67,25 @@ def open_worker(
         if on_loaded:
             on_loaded({key: value for key, value in reply.items() if key != "ok"})
         require_in_force(case, reply)
-        first_call_s = None
-        for index in range(case.run.warmup if warmup else 0):
-            if on_warmup:
-                on_warmup(index)
-            started = time.perf_counter()
-            worker.request("generate")
-            if index == 0:
-                # The first call pays for lazy initialisation (and compilation, for some recipes).
-                first_call_s = time.perf_counter() - started
+        first_call_s = warm_up(worker, case, on_warmup) if warmup else None
     except BaseException:
         worker.close()
         raise
     return worker, first_call_s
+
+
+def warm_up(worker: Worker, case: Case, on_warmup: Callable[[int], None] | None = None) -> float | None:
+    """The case's untimed warm-up calls; returns how long the first took."""
+    first_call_s = None
+    for index in range(case.run.warmup):
+        if on_warmup:
+            on_warmup(index)
+        started = time.perf_counter()
+        worker.request("generate")
+        if index == 0:
+            # The first call pays for lazy initialisation (and compilation, for some recipes).
+            first_call_s = time.perf_counter() - started
+    return first_call_s
 
 
 class ControlWorker:
@@ -90,8 +96,7 @@ class ControlWorker:
         self.worker, _ = open_worker(case, warmup=warm)
 
     def warm_up(self) -> None:
-        for _ in range(self.case.run.warmup):
-            self.worker.request("generate")
+        warm_up(self.worker, self.case)
 
     def time_one(self) -> float:
         started = time.perf_counter()
@@ -194,11 +199,11 @@ class CaseBench:
         else:
             self.result.control_recipe = self.control.recipe
             self._interleaved()
-        if "torch_compile" in self.case.transforms and self.result.first_call_s and self.result.median_s:
-            # Compilation happens in the first call: report it as its own phase.
+        first, median = self.result.first_call_s, self.result.median_s
+        if first and median and first > 2 * median:
+            # Compilation (torch.compile, OpenVINO) or lazy set-up paid once: its own phase.
             self.result.notes.append(
-                f"compile: first call {self.result.first_call_s:.2f} s, about "
-                f"{self.result.first_call_s - self.result.median_s:.2f} s more than a compiled call"
+                f"compile: first call {first:.2f} s, about {first - median:.2f} s more than a steady call"
             )
         self._judge()
         return self.result

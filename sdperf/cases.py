@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdperf.models.store import ModelSpec
+from sdperf.models.store import ModelSpec, cache_root
 from sdperf.profiles import Profile, RunSize, Workload
 from sdperf.recipes import ALLOCATORS, THREAD_VARIABLES, Recipe
 
@@ -97,8 +97,6 @@ class Case:
 def fill_placeholders(value: str | None, cores: int) -> str | None:
     if value is None:
         return None
-    from sdperf.models.store import cache_root
-
     return value.replace("{cores}", str(cores)).replace("{cache}", str(cache_root()))
 
 

@@ -36,7 +36,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from sdperf.hardware import detect_host, find_library, read_throttle, read_thermal
     from sdperf.models.store import ModelSpec
     from sdperf.profiles import ProfileError, check_profile_name, load_profiles
-    from sdperf.recipes import REGISTRY
+    from sdperf.recipes import ALLOCATORS, REGISTRY
     from sdperf.runner import Worker, WorkerFailed
 
     root = Path(args.host_root)
@@ -60,10 +60,7 @@ def _doctor(args: argparse.Namespace) -> int:
     if audit:
         pools = ", ".join(sorted(f"{p.get('internal_api')} {p.get('num_threads')}" for p in audit["threadpools"]))
         print(f"worker: torch {audit['torch_threads']} threads; pools: {pools}; allocators: {audit['allocators'] or 'libc'}")
-    libraries = {
-        "jemalloc": find_library("libjemalloc.so.2", root),
-        "tcmalloc": find_library("libtcmalloc_minimal.so.4", root),
-    }
+    libraries = {name: find_library(soname, root) for soname, name in ALLOCATORS.items()}
     findings = diagnose(
         host,
         audit,
@@ -132,7 +129,7 @@ def _recipes(args: argparse.Namespace) -> int:
     from sdperf.models.store import ModelSpec
     from sdperf.profiles import load_profiles
     from sdperf.recipes import REGISTRY
-    from sdperf.requirements import host_facts, unmet
+    from sdperf.requirements import host_facts, unmet_for
 
     profiles = load_profiles()
     facts = host_facts(detect_host(Path(args.host_root)))
@@ -142,8 +139,7 @@ def _recipes(args: argparse.Namespace) -> int:
         print(f"{name} (control: {profile.control})")
         for recipe_name in profile.recipes:
             recipe = REGISTRY[recipe_name]
-            case = make_case(profile, recipe, ModelSpec(name=profile.builtin_model), {})
-            reason = unmet(recipe, case.expect.get("threads", {}), facts)
+            reason = unmet_for(make_case(profile, recipe, ModelSpec(name=profile.builtin_model), {}), facts)
             print(f"  {recipe_name:<28} {'runs here' if reason is None else 'skipped: ' + reason}")
             print(f"  {'':<28} {recipe.summary}")
     return 0

@@ -17,9 +17,9 @@ from sdperf.hardware import (
     ThermalState,
     ThrottleState,
 )
+from sdperf.recipes import THREAD_VARIABLES
 
 LEVELS = ("error", "warning", "info")
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 FP32_HINTS = frozenset({"f32", "fp32", "float32"})
 
 

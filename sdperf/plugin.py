@@ -18,7 +18,7 @@ from sdperf.cases import Case, make_case
 from sdperf.models.store import ModelSpec, pipeline_class_of
 from sdperf.profiles import PROFILE_NAMES
 from sdperf.recipes import REGISTRY
-from sdperf.requirements import HostFacts, host_facts, unmet
+from sdperf.requirements import HostFacts, host_facts, unmet_for
 from sdperf.report import results_table
 from sdperf.results import RESULT_SCHEMA_VERSION, CaseResult
 
@@ -194,7 +194,7 @@ def _skip_reason(config: pytest.Config, case: Case, check_host: bool) -> str | N
     found = pipeline_class_of(case.model)
     if found != wanted:
         return f"profile {case.profile} needs a {wanted} model; {case.model.name} is a {found or 'unknown pipeline'}"
-    return unmet(REGISTRY[case.recipe], case.expect.get("threads", {}), _host_facts(config))
+    return unmet_for(case, _host_facts(config))
 
 
 def _host_facts(config: pytest.Config) -> HostFacts:

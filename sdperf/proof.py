@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sdperf.doctor import FP32_HINTS
 from sdperf.runner import WorkerFailed
 
-FP32_HINTS = frozenset({"f32", "fp32", "float32"})
 # threadpoolctl's internal_api of the pools each variable governs.
 _POOLS_OF = {"OMP_NUM_THREADS": ("openmp",), "OPENBLAS_NUM_THREADS": ("openblas",), "MKL_NUM_THREADS": ("mkl",)}
 

@@ -79,13 +79,15 @@ def create(name: str, python: str = sys.executable, lock: Path = ROOT / "constra
     folder.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([python, "-m", "venv", str(folder)], check=True)
     env_python = folder / "bin" / "python"
-    with tempfile.NamedTemporaryFile("w", suffix="-constraints.txt", delete=False) as constraints:
+    with tempfile.NamedTemporaryFile("w", suffix="-constraints.txt") as constraints:
         constraints.write(lock_without(spec.replaces, lock))
-    command = [
-        str(env_python), "-m", "pip", "install", "--disable-pip-version-check",
-        "-c", constraints.name, *spec.pins, "-e", str(ROOT),
-    ]
-    subprocess.run(command, check=True)
+        constraints.flush()
+        command = [
+            str(env_python), "-m", "pip", "install", "--disable-pip-version-check",
+            "-c", constraints.name, *spec.pins, "-e", str(ROOT),
+        ]
+        subprocess.run(command, check=True)
     subprocess.run([str(env_python), "-m", "pip", "check"], check=True)
-    (folder / _MARKER).write_text(json.dumps({"name": name, "pins": list(spec.pins), "command": command}, indent=2))
+    record = {"name": name, "pins": list(spec.pins), "lock": str(lock), "lock_without": list(spec.replaces)}
+    (folder / _MARKER).write_text(json.dumps(record, indent=2))
     return env_python

@@ -78,6 +78,13 @@ def host_facts(host) -> HostFacts:
     )
 
 
+def unmet_for(case, facts: HostFacts) -> str | None:
+    """Why `case` (a `sdperf.cases.Case`) cannot run its recipe here, or None."""
+    from sdperf.recipes import REGISTRY
+
+    return unmet(REGISTRY[case.recipe], case.expect.get("threads", {}), facts)
+
+
 def unmet(recipe: Recipe, threads: Mapping[str, int], facts: HostFacts) -> str | None:
     """Why `recipe` cannot run exactly as it claims here (the first reason), or None.
 

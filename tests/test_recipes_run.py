@@ -15,7 +15,7 @@ from sdperf.cases import make_case
 from sdperf.models.store import ModelSpec
 from sdperf.profiles import load_profiles
 from sdperf.recipes import REGISTRY
-from sdperf.requirements import host_facts, unmet
+from sdperf.requirements import host_facts, unmet_for
 from sdperf.hardware import detect_host
 
 QUICK = ("-m", "cpu", "--sdperf-profile=cpu", "--sdperf-rounds=1", "--sdperf-warmup=0", "--sdperf-progress=0", "-rs")
@@ -25,11 +25,7 @@ PROFILES = load_profiles()
 def runnable_here(*names: str) -> list[str]:
     facts = host_facts(detect_host())
     profile = PROFILES["cpu"]
-    return [
-        name for name in names
-        if unmet(REGISTRY[name], make_case(profile, REGISTRY[name], ModelSpec("tiny-sd15"), {}).expect.get("threads", {}), facts)
-        is None
-    ]
+    return [name for name in names if unmet_for(make_case(profile, REGISTRY[name], ModelSpec("tiny-sd15"), {}), facts) is None]
 
 
 def cases_of(path) -> dict[str, dict]:

@@ -115,25 +115,3 @@ def cuda_peaks() -> dict[str, int]:
         "cuda_max_reserved_bytes": int(torch.cuda.max_memory_reserved()),
     }
 
-
-def cap_vram() -> dict[str, int | float] | None:
-    """Emulate a smaller card (SDPERF_VRAM_CAP_MIB) on this GPU: cap torch's caching
-    allocator so that the cap less the CUDA context is all the tensors may take."""
-    import torch
-
-    raw = os.environ.get("SDPERF_VRAM_CAP_MIB")
-    if not raw:
-        return None
-    cap = int(raw) * 2**20
-    torch.cuda.init()
-    free, total = torch.cuda.mem_get_info()
-    # What is in use before any tensor: the CUDA context (and other processes' memory).
-    context = total - free
-    fraction = (cap - context) / total
-    if not 0 < fraction <= 1:
-        raise ValueError(
-            f"SDPERF_VRAM_CAP_MIB={raw} cannot be emulated on this {total // 2**20} MiB GPU with "
-            f"{context // 2**20} MiB already in use; give a cap between {context // 2**20 + 1} and {total // 2**20}"
-        )
-    torch.cuda.set_per_process_memory_fraction(fraction)
-    return {"cap_mib": int(raw), "total_mib": total // 2**20, "context_mib": context // 2**20, "fraction": fraction}

@@ -1,13 +1,15 @@
 """How a case's pipeline is loaded: diffusers (dtype, dropped or quantised
 components) or OpenVINO through optimum-intel (dynamic or static shapes, IR cached).
 
-Each loader returns (pipeline, proof): the proof records what was really loaded.
+Each loader returns (pipeline, proof): the proof records what was really loaded. `cap_vram`
+sets up the GPU first when a smaller card is emulated.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,29 @@ def import_modules(case: dict) -> None:
 
     if case.get("loader", "diffusers").startswith("openvino"):
         import optimum.intel  # noqa: F401
+
+
+def cap_vram() -> dict[str, int | float] | None:
+    """Emulate a smaller card (SDPERF_VRAM_CAP_MIB) on this GPU: cap torch's caching
+    allocator so that the cap less the CUDA context is all the tensors may take."""
+    import torch
+
+    raw = os.environ.get("SDPERF_VRAM_CAP_MIB")
+    if not raw:
+        return None
+    cap = int(raw) * 2**20
+    torch.cuda.init()
+    free, total = torch.cuda.mem_get_info()
+    # What is in use before any tensor: the CUDA context (and other processes' memory).
+    context = total - free
+    fraction = (cap - context) / total
+    if not 0 < fraction <= 1:
+        raise ValueError(
+            f"SDPERF_VRAM_CAP_MIB={raw} cannot be emulated on this {total // 2**20} MiB GPU with "
+            f"{context // 2**20} MiB already in use; give a cap between {context // 2**20 + 1} and {total // 2**20}"
+        )
+    torch.cuda.set_per_process_memory_fraction(fraction)
+    return {"cap_mib": int(raw), "total_mib": total // 2**20, "context_mib": context // 2**20, "fraction": fraction}
 
 
 def load(path: Path, case: dict) -> tuple[Any, dict]:
@@ -84,7 +109,7 @@ def _quantized_component(path: Path, component: str, scheme: str, dtype: Any) ->
     return model
 
 
-def ir_folder(path: Path, case: dict, cache: Path) -> Path:
+def ir_folder(path: Path, cache: Path) -> Path:
     """Where the exported IR of this model is cached: keyed by the weights and the versions
     that shape the export, so a new optimum-intel or model never reuses a stale IR."""
     from sdperf.models.store import weight_digest
@@ -105,7 +130,7 @@ def load_openvino(path: Path, case: dict, static: bool) -> tuple[Any, dict]:
 
     from sdperf.models.store import cache_root
 
-    folder = ir_folder(path, case, cache_root())
+    folder = ir_folder(path, cache_root())
     folder.parent.mkdir(parents=True, exist_ok=True)
     exported = False
     with FileLock(str(folder) + ".lock"):

@@ -61,7 +61,7 @@ class PipelineSession:
             path = spec.path
         loaders.import_modules(self.case)  # outside the timed load
 
-        vram = audit.cap_vram() if self.case.get("device") == "cuda" else None
+        vram = loaders.cap_vram() if self.case.get("device") == "cuda" else None
         audit.reset_peak_rss()
         started = time.perf_counter()
         pipe, load_proof = loaders.load(path, self.case)
