@@ -89,6 +89,9 @@ def machine_id(document: dict[str, Any], source: Path) -> str:
 def promotion_refusals(document: dict[str, Any]) -> list[str]:
     """Why a run cannot become a baseline (empty when it can)."""
     reasons = []
+    if document["sdperf"].get("ab"):
+        # Its timings are B's, measured beside A's: a comparison, not a profile's baseline.
+        reasons.append("it is an A/B run of two locks (sdperf ab); promote a run of the suite itself")
     cases = document["sdperf"]["cases"]
     for case in cases:
         if case.get("status") in ("failed", "invalid"):

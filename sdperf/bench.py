@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sdperf import judge
+from sdperf import ab, judge
 from sdperf.cases import Case
 from sdperf.hoststate import invalid_reasons, read_host_state
 from sdperf.overhead import BareLoop
@@ -89,7 +89,8 @@ def warm_up(worker: Worker, case: Case, on_warmup: Callable[[int], None] | None 
 
 
 class ControlWorker:
-    """The profile's control case (fp32) in a worker of its own, timed between the case's rounds."""
+    """The case timed against, in a worker of its own, between the case's rounds: the
+    profile's control recipe (fp32), or in an A/B run the same case in environment A."""
 
     def __init__(self, case: Case, warm: bool = True) -> None:
         self.case = case
@@ -98,10 +99,14 @@ class ControlWorker:
     def warm_up(self) -> None:
         warm_up(self.worker, self.case)
 
-    def time_one(self) -> float:
+    def time_one(self, replies: list[dict]) -> float:
+        """One timed generation; its reply (memory, steps, image hash) goes to `replies`."""
         started = time.perf_counter()
-        self.worker.request("generate")
-        return time.perf_counter() - started
+        reply = self.worker.request("generate")
+        elapsed = time.perf_counter() - started
+        reply.pop("ok", None)
+        replies.append(reply)
+        return elapsed
 
     def close(self) -> None:
         self.worker.close()
@@ -141,6 +146,9 @@ class CaseBench:
         policy: VerdictPolicy = VerdictPolicy(),
         control: Case | None = None,
         find_baseline: BaselineLookup | None = None,
+        ab_sides: ab.Sides | None = None,
+        control_png: Path | None = None,
+        keep_images: bool = False,
     ) -> None:
         self.request = request
         self.case = case
@@ -152,6 +160,10 @@ class CaseBench:
         self.policy = policy
         self.control = control
         self.find_baseline = find_baseline
+        # A/B: `control` is this case in environment A, the case itself runs in B.
+        self.ab_sides = ab_sides
+        self.control_png = control_png
+        self.keep_images = keep_images
         self._say = say
         self._round_label = "load"
 
@@ -197,7 +209,7 @@ class CaseBench:
         if self.control is None:
             self._timed_rounds(setup=None)
         else:
-            self.result.control_recipe = self.control.recipe
+            self.result.control_recipe = f"{self.control.recipe} in A" if self.ab_sides else self.control.recipe
             self._interleaved()
         first, median = self.result.first_call_s, self.result.median_s
         if first and median and first > 2 * median:
@@ -240,10 +252,14 @@ class CaseBench:
             control_failed(error)
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdperf-control") as pool:
-                before, after = alternate(lambda: control["worker"].time_one(), self.result.control_latencies_s)
+                before, after = alternate(
+                    lambda: control["worker"].time_one(self.result.control_rounds), self.result.control_latencies_s
+                )
                 self._timed_rounds(
                     before, after, rotate_every=self.policy.pairs_per_worker, on_rotate=replace_control
                 )
+                if self.control_png:
+                    control["worker"].worker.request("save_image", path=str(self.control_png))
         finally:
             # A replacement still pending when the case failed is closed too, not leaked.
             for future in pending:
@@ -255,7 +271,10 @@ class CaseBench:
     def _judge(self) -> None:
         benchmark = self.request.getfixturevalue("benchmark")
         verdicts = {}
-        if self.control is not None:
+        if self.ab_sides is not None:
+            verdicts["ab"] = judge.against_side_a(self.result, self.policy)
+            self._compare_images()
+        elif self.control is not None:
             verdicts["control"] = judge.against_control(self.result, self.policy)
         found = self.find_baseline(benchmark.fullname) if self.find_baseline else None
         if self.find_baseline and found is None:
@@ -277,12 +296,41 @@ class CaseBench:
         if over_budget:
             self.result.status, self.result.reason = "failed", "; ".join(over_budget)
             pytest.fail(f"case {self.case.id}: " + "; ".join(over_budget), pytrace=False)
+        if self.ab_sides is not None:
+            self._gate_ab(verdicts["ab"])
         slower = judge.regressions(verdicts.get("baseline", {}))
         if slower:
             self.result.status = "regressed"
             self.result.reason = "; ".join(slower)
             pytest.fail(
                 f"case {self.case.id} regressed against {self.result.baseline_source}: " + "; ".join(slower),
+                pytrace=False,
+            )
+
+    def _compare_images(self) -> None:
+        review = self.control_png.with_name(f"{self.case.id}-ab") if self.control_png else Path(".")
+        self.result.ab_image = ab.compare_images(
+            self.result.control_rounds, self.result.rounds, self.control_png, self.save_png, review
+        )
+        if not self.keep_images:
+            for path in (self.control_png, self.save_png):
+                if path is not None:
+                    path.unlink(missing_ok=True)
+            if self.result.image_path and not Path(self.result.image_path).exists():
+                self.result.image_path = None
+
+    def _gate_ab(self, verdicts: dict) -> None:
+        """B fails the case when it is slower or hungrier than A, or draws another image."""
+        problems = judge.regressions(verdicts)
+        image = self.result.ab_image or {}
+        if image.get("outcome") == "changed":
+            problems.append("image " + image["detail"])
+        if problems:
+            self.result.status = "regressed"
+            self.result.reason = "; ".join(problems)
+            pytest.fail(
+                f"case {self.case.id}: B ({self.ab_sides.b.lock}) against A ({self.ab_sides.a.lock}): "
+                + "; ".join(problems),
                 pytrace=False,
             )
 

@@ -1,5 +1,5 @@
 """The `sdperf` command: model building, host diagnosis, recipes, dedicated environments,
-baseline promotion and trend plots beside the pytest suite."""
+A/B runs of two dependency locks, baseline promotion and trend plots beside the pytest suite."""
 
 from __future__ import annotations
 
@@ -123,6 +123,24 @@ def _env_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    import pytest
+
+    from sdperf.ab import prepare
+    from sdperf.pyenvs import ROOT, LockError
+
+    base, head = Path(args.base).resolve(), Path(args.head).resolve()
+    try:
+        sides = prepare(base, head, say=lambda line: print(line, file=sys.stderr, flush=True))
+    except LockError as error:
+        print(f"sdperf: {error}", file=sys.stderr)
+        return 2
+    changes = ", ".join(sides.changes) or "nothing (identical package sets)"
+    print(f"A: {base} ({sides.a.env})\nB: {head} ({sides.b.env})\nB installs differently: {changes}", flush=True)
+    # The suite's own latency cases, selected as in any pytest run (-m, -k, --sdperf-recipes ...).
+    return int(pytest.main([str(ROOT / "perf" / "test_latency.py"), f"--sdperf-ab={base},{head}", *pytest_args]))
+
+
 def _recipes(args: argparse.Namespace) -> int:
     from sdperf.cases import make_case
     from sdperf.hardware import detect_host
@@ -172,6 +190,14 @@ def _parser() -> argparse.ArgumentParser:
     recipes.add_argument("--profile", help="only this profile")
     recipes.add_argument("--host-root", default="/", help="read /proc and /sys under this folder")
     recipes.set_defaults(run=_recipes)
+    ab = commands.add_parser(
+        "ab",
+        help="does a dependency upgrade make anything slower, hungrier or different? each case in both locks' "
+        "environments, alternately; further options go to pytest (-m pi5, -k fp32, --sdperf-rounds 20 ...)",
+    )
+    ab.add_argument("base", metavar="BASE_LOCK", help="the current lock, e.g. the main branch's constraints.txt (side A)")
+    ab.add_argument("head", metavar="HEAD_LOCK", help="the proposed lock (side B)")
+    ab.set_defaults(run=_ab, passes_unknown=True)
     env = commands.add_parser("env", help="dedicated Python environments some recipes run in (ipex_bf16)")
     env_commands = env.add_subparsers(dest="env_command", required=True)
     env_create = env_commands.add_parser("create", help="create (or finish) an environment; cached under sdperf's cache")
@@ -181,7 +207,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "passes_unknown", False):
+        return args.run(args, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.run(args)
 
 

@@ -63,6 +63,26 @@ def against_control(result: CaseResult, policy: VerdictPolicy) -> dict[str, Verd
     }
 
 
+def against_side_a(result: CaseResult, policy: VerdictPolicy) -> dict[str, Verdict]:
+    """An A/B case: B's rounds against A's, taken alternately. Latency pair by pair; with
+    fewer pairs than `min_rounds` (a Pi image takes half an hour) every step is a sample.
+    Memory per round, as against a baseline. No session noise: the sides ran side by side."""
+    verdicts: dict[str, Verdict] = {}
+    pairs = min(len(result.control_latencies_s), len(result.parent_latencies_s))
+    a_steps, b_steps = round_steps(result.control_rounds), round_steps(result.rounds)
+    if pairs >= policy.min_rounds:
+        verdicts["latency"] = compare_paired(
+            result.control_latencies_s[:pairs], result.parent_latencies_s[:pairs], policy.threshold, policy.alpha
+        )
+    elif len(a_steps) >= 2 and len(b_steps) >= 2:
+        verdicts["latency"] = compare_samples(a_steps, b_steps, policy.threshold, policy.alpha, samples="steps")
+    for key in MEMORY_KEYS:
+        a_memory, b_memory = round_figures(result.control_rounds, key), result.memory_samples(key)
+        if len(a_memory) >= 2 and len(b_memory) >= 2:
+            verdicts[key] = compare_samples(a_memory, b_memory, policy.memory_threshold, policy.alpha, samples="rounds")
+    return verdicts
+
+
 def regressions(verdicts: dict[str, Verdict]) -> list[str]:
     return [f"{name} {verdict.describe()}" for name, verdict in verdicts.items() if verdict.outcome == "slower"]
 

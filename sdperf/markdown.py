@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sdperf.report import detail_lines, format_seconds, verdict_cell
+from sdperf.report import control_cell, detail_lines, format_seconds, verdict_cell
 from sdperf.results import CaseResult
 
 _STATUS_MARK = {"passed": "✅", "regressed": "❌", "failed": "❌", "invalid": "⚠️"}
@@ -18,8 +18,8 @@ def markdown_report(results: Iterable[CaseResult], compared: str | None, title: 
     everything = list(results)
     timed = [r for r in everything if r.kind in ("latency", "harness") and r.status != "skipped"]
     lines = [f"## {title}", ""]
-    if compared:
-        lines += [f"_{_cell(compared)}_", ""]
+    for note in (compared or "").splitlines():
+        lines += [f"_{_cell(note)}_", ""]
     if timed:
         lines += [
             "| case | model | status | median s | s/step | peak RSS MiB | vs baseline | vs control | published |",
@@ -34,7 +34,7 @@ def markdown_report(results: Iterable[CaseResult], compared: str | None, title: 
                     result.case_id, result.model, f"{_STATUS_MARK.get(result.status, '')} {result.status}".strip(),
                     format_seconds(result.median_s), format_seconds(result.seconds_per_step()),
                     "-" if peak is None else f"{peak / 2**20:.0f}",
-                    verdict_cell(result, "baseline"), verdict_cell(result, "control"), published,
+                    verdict_cell(result, "baseline"), control_cell(result), published,
                 )) + " |"
             )
         lines.append("")

@@ -17,6 +17,7 @@ from sdperf.correctness import CaseCheck, GoldenPolicy
 from sdperf.cases import Case, make_case
 from sdperf.models.store import ModelSpec, pipeline_class_of
 from sdperf.profiles import PROFILE_NAMES
+from sdperf.pyenvs import LockError
 from sdperf.recipes import REGISTRY
 from sdperf.requirements import HostFacts, host_facts, unmet_for
 from sdperf.report import results_table
@@ -39,6 +40,7 @@ host_key = pytest.StashKey[object]()
 facts_key = pytest.StashKey[HostFacts]()
 case_result_key = pytest.StashKey[CaseResult]()
 images_key = pytest.StashKey[Path]()
+ab_sides_key = pytest.StashKey[object]()  # sdperf.ab.Sides, or the LockError that stopped them
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -71,7 +73,9 @@ def detected_host(config: pytest.Config):
 def storage_key(config: pytest.Config) -> str:
     """Folder name that keeps runs of different hardware, and emulated runs, apart."""
     settings = config.stash[settings_key]
-    return f"emulated-{settings.emulate}" if settings.emulate else detected_host(config).primary
+    key = f"emulated-{settings.emulate}" if settings.emulate else detected_host(config).primary
+    # An A/B run's timings are B's beside A's: kept apart from the suite's own runs.
+    return f"ab-{key}" if settings.ab else key
 
 
 _DEFAULT_STORAGE = "file://./.benchmarks"
@@ -182,7 +186,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("sdperf_case", params)
 
 
-def _skip_reason(config: pytest.Config, case: Case, check_host: bool) -> str | None:
+def ab_sides(config: pytest.Config):
+    """The two environments of --sdperf-ab, created on first use (`sdperf ab` creates them
+    before pytest starts). A lock that cannot give an environment fails every A/B case."""
+    from sdperf.ab import prepare
+    from sdperf.pyenvs import LockError
+
+    if ab_sides_key not in config.stash:
+        base, head = config.stash[settings_key].ab
+        try:
+            config.stash[ab_sides_key] = prepare(base, head, say=_say_live(config))
+        except LockError as error:
+            config.stash[ab_sides_key] = error
+    found = config.stash[ab_sides_key]
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+def _skip_reason(config: pytest.Config, case: Case, check_host: bool, kind: str = "latency") -> str | None:
     settings = config.stash[settings_key]
     profiles, host = host_profiles(config) if check_host else ((case.profile,), "")
     if case.profile not in profiles:
@@ -194,6 +216,10 @@ def _skip_reason(config: pytest.Config, case: Case, check_host: bool) -> str | N
     found = pipeline_class_of(case.model)
     if found != wanted:
         return f"profile {case.profile} needs a {wanted} model; {case.model.name} is a {found or 'unknown pipeline'}"
+    if settings.ab and kind == "latency":
+        from sdperf.ab import skip_reason
+
+        return skip_reason(case, ab_sides(config), _host_facts(config))
     return unmet_for(case, _host_facts(config))
 
 
@@ -229,7 +255,11 @@ def _register(request: pytest.FixtureRequest, case: Case, kind: str, check_host:
             result.reference = {**reference.__dict__, "comparable": not why_not, "why_not": why_not}
     config.stash[results_key].append(result)
     request.node.stash[case_result_key] = result
-    reason = _skip_reason(config, case, check_host)
+    try:
+        reason = _skip_reason(config, case, check_host, kind)
+    except LockError as error:  # no environment for a lock of --sdperf-ab
+        result.status, result.reason = "failed", str(error)
+        pytest.fail(f"case {case.id}: {error}", pytrace=False)
     if reason:
         result.status, result.reason = "skipped", reason
         pytest.skip(reason)
@@ -241,15 +271,26 @@ def _case_bench(request: pytest.FixtureRequest, case: Case, kind: str, check_hos
     result = _register(request, case, kind, check_host)
     profile = settings.profiles[case.profile]
     control = None
-    if settings.interleave and kind == "latency":
+    save_png = _image_path(request.config, case, kind)
+    sides, control_png = None, None
+    if settings.ab and kind == "latency":
+        from sdperf.ab import side_cases
+
+        sides = ab_sides(request.config)
+        control, case = side_cases(case, sides)
+        # Both sides' last images are kept until compared; a changed one stays for review.
+        folder = run_images_dir(request.config)
+        control_png, save_png = folder / f"{case.id}-a.png", folder / f"{case.id}-b.png"
+    elif settings.interleave and kind == "latency":
         control_recipe = REGISTRY[profile.control]
         control = make_case(
             profile, control_recipe, case.model, settings.run_override, extra_env=settings.worker_env(control_recipe.device)
         )
     return CaseBench(
         request, case, result, settings.progress_every_s, _say_live(request.config), settings.host_root,
-        profile.limits, save_png=_image_path(request.config, case, kind), policy=profile.verdict,
+        profile.limits, save_png=save_png, policy=profile.verdict,
         control=control, find_baseline=_find_baseline(request.config) if kind == "latency" else None,
+        ab_sides=sides, control_png=control_png, keep_images=settings.save_images is not None,
     )
 
 
@@ -353,7 +394,7 @@ def _write_markdown(config: pytest.Config) -> None:
     results = config.stash.get(results_key, [])
     if not results:
         return
-    text = markdown_report(results, config.stash.get(compare_note_key, None), title=f"sdperf: {storage_key(config)}")
+    text = markdown_report(results, run_note(config), title=f"sdperf: {storage_key(config)}")
     markdown = config.stash[settings_key].markdown
     if markdown is not None:
         markdown.parent.mkdir(parents=True, exist_ok=True)
@@ -369,7 +410,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not results:
         return
     terminalreporter.write_sep("-", "sdperf results")
-    note = config.stash.get(compare_note_key, None)
+    note = run_note(config)
     if note:
         terminalreporter.write_line(note)
     for line in results_table(results):
@@ -439,5 +480,25 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
             {name: profile.control for name, profile in config.stash[settings_key].profiles.items()}
             if config.stash[settings_key].interleave else None
         ),
+        "ab": _ab_json(config),
         "cases": [result.to_json() for result in config.stash.get(results_key, [])],
     }
+
+
+def run_note(config: pytest.Config) -> str | None:
+    """What the run was compared with: the baseline note, and an A/B run's two sides."""
+    notes = [config.stash.get(compare_note_key, None)]
+    sides = config.stash.get(ab_sides_key, None)
+    if sides is not None and not isinstance(sides, Exception):
+        changes = ", ".join(sides.changes) or "nothing (identical package sets)"
+        notes.append(f"A/B: A = {sides.a.lock} ({sides.a.env}), B = {sides.b.lock} ({sides.b.env}); B installs differently: {changes}")
+    return "\n".join(note for note in notes if note) or None
+
+
+def _ab_json(config: pytest.Config):
+    sides = config.stash.get(ab_sides_key, None)
+    if not config.stash[settings_key].ab:
+        return None
+    if sides is None or isinstance(sides, Exception):
+        return {"error": str(sides) if sides else "no A/B case ran"}
+    return sides.to_json()

@@ -1,18 +1,25 @@
-"""Dedicated Python environments that a recipe's worker runs in (IPEX needs torch 2.8.*).
+"""Python environments that workers run in, other than the suite's own.
 
-An environment is a virtual environment under sdperf's cache, created on request
-by `sdperf env create NAME`: the lock (constraints.txt) minus the packages the
-environment replaces, plus its own pins, plus this sdperf (editable, so its
-worker is the code under test). A marker written last, holding the exact
-install command, makes an environment usable: a half-built one is never used.
+Two kinds, both virtual environments under sdperf's cache:
+- named environments for recipes that need another stack (`sdperf env create ipex`:
+  IPEX needs torch 2.8.*): the lock minus what they replace, plus their own pins;
+- lock environments for A/B runs (`sdperf ab`): exactly the packages of a lock file,
+  one environment per lock content, reused while the lock is unchanged.
+
+Both get this sdperf (editable, so their worker is the code under test). A marker
+written last makes an environment usable: a half-built one is never used, and is
+rebuilt from scratch on the next request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,24 +77,101 @@ def lock_without(replaced: tuple[str, ...], lock: Path) -> str:
     return "\n".join(kept) + "\n"
 
 
+def _build(folder: Path, installs: list[list[str]], record: dict, python: str) -> Path:
+    """A fresh virtual environment in `folder`, each pip argument list installed in turn,
+    checked with `pip check`, then marked usable. Raises CalledProcessError on failure."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    (folder / _MARKER).unlink(missing_ok=True)
+    subprocess.run([python, "-m", "venv", "--clear", str(folder)], check=True)
+    env_python = folder / "bin" / "python"
+    for arguments in installs:
+        subprocess.run([str(env_python), "-m", "pip", "install", "--disable-pip-version-check", *arguments], check=True)
+    subprocess.run([str(env_python), "-m", "pip", "check"], check=True)
+    (folder / _MARKER).write_text(json.dumps(record, indent=2))
+    return env_python
+
+
 def create(name: str, python: str = sys.executable, lock: Path = ROOT / "constraints.txt") -> Path:
     """Create (or finish creating) environment `name`; returns its interpreter."""
     if name not in ENVIRONMENTS:
         raise ValueError(f"environment {name!r} is unknown; known: {', '.join(sorted(ENVIRONMENTS))}")
     spec = ENVIRONMENTS[name]
-    folder = environment_folder(name)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([python, "-m", "venv", str(folder)], check=True)
-    env_python = folder / "bin" / "python"
     with tempfile.NamedTemporaryFile("w", suffix="-constraints.txt") as constraints:
         constraints.write(lock_without(spec.replaces, lock))
         constraints.flush()
-        command = [
-            str(env_python), "-m", "pip", "install", "--disable-pip-version-check",
-            "-c", constraints.name, *spec.pins, "-e", str(ROOT),
-        ]
-        subprocess.run(command, check=True)
-    subprocess.run([str(env_python), "-m", "pip", "check"], check=True)
-    record = {"name": name, "pins": list(spec.pins), "lock": str(lock), "lock_without": list(spec.replaces)}
-    (folder / _MARKER).write_text(json.dumps(record, indent=2))
-    return env_python
+        record = {"name": name, "pins": list(spec.pins), "lock": str(lock), "lock_without": list(spec.replaces)}
+        return _build(
+            environment_folder(name), [["-c", constraints.name, *spec.pins, "-e", str(ROOT)]], record, python
+        )
+
+
+class LockError(ValueError):
+    """A lock file cannot give an environment; the message names the file and the fix."""
+
+
+def lock_environment_name(lock: Path) -> str:
+    """One environment per lock content, interpreter and checkout (its sdperf is this
+    checkout's, editable): the same lock here reuses it."""
+    digest = hashlib.sha256()
+    digest.update(lock.read_bytes())
+    digest.update(f"{platform.python_implementation()} {platform.python_version()} {platform.machine()}".encode())
+    digest.update(str(ROOT).encode())
+    return f"lock-{digest.hexdigest()[:16]}"
+
+
+def ensure_lock_environment(lock: Path, python: str = sys.executable,
+                            say: Callable[[str], None] = lambda line: None) -> str:
+    """The environment holding exactly `lock`'s packages plus this sdperf: its name, created
+    first when missing (a file lock keeps two runs from building it at once)."""
+    from filelock import FileLock
+
+    if not lock.is_file():
+        raise LockError(f"lock file {str(lock)!r} does not exist; give a pip requirements file of pinned versions")
+    name = lock_environment_name(lock)
+    folder = environment_folder(name)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if environment_python(name) is not None:
+            return name
+        say(f"sdperf: creating environment {folder} from {lock} (once per lock content; cached)")
+        record = {"name": name, "lock": str(lock.resolve()), "lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest()}
+        try:
+            # The lock's pins exactly, then this sdperf without letting pip add or change anything.
+            _build(folder, [["-r", str(lock.resolve())], ["--no-deps", "-e", str(ROOT)]], record, python)
+        except subprocess.CalledProcessError as error:
+            raise LockError(
+                f"creating the environment for lock {str(lock)!r} failed: {' '.join(map(str, error.cmd))} exited with "
+                f"{error.returncode}; the lock must pin every package sdperf needs, resolvable here "
+                "(see pip's output above)"
+            ) from None
+    return name
+
+
+def environment_packages(name: str) -> dict[str, str]:
+    """Distribution name (normalised) -> version, as installed in environment `name`."""
+    python = environment_python(name)
+    if python is None:
+        raise LockError(f"environment {name!r} does not exist")
+    script = (
+        "import json, importlib.metadata as m; "
+        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions() if d.metadata['Name']}))"
+    )
+    done = subprocess.run([str(python), "-c", script], check=True, capture_output=True, text=True)
+    return {normalise(key): value for key, value in json.loads(done.stdout).items()}
+
+
+def normalise(distribution: str) -> str:
+    return distribution.lower().replace("_", "-").replace(".", "-")
+
+
+def package_changes(a: dict[str, str], b: dict[str, str]) -> list[str]:
+    """What B installs differently from A, one entry per distribution: "x 1.0 -> 1.1", "+y 2.0", "-z 3.0"."""
+    changes = []
+    for name in sorted(set(a) | set(b)):
+        if name not in b:
+            changes.append(f"-{name} {a[name]}")
+        elif name not in a:
+            changes.append(f"+{name} {b[name]}")
+        elif a[name] != b[name]:
+            changes.append(f"{name} {a[name]} -> {b[name]}")
+    return changes

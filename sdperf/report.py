@@ -35,13 +35,24 @@ def verdict_cell(result: CaseResult, against: str) -> str:
     return f"{verdict['outcome']} {verdict['ratio'] - 1:+.1%}"
 
 
+def control_cell(result: CaseResult) -> str:
+    """The "vs control" column: the interleaved control, or in an A/B run side A."""
+    return verdict_cell(result, "ab" if "ab" in result.verdicts else "control")
+
+
 def verdict_lines(result: CaseResult) -> list[str]:
-    """One line per verdict with its interval, p-value and sample counts."""
+    """One line per verdict with its interval, p-value and sample counts, and an A/B run's image comparison."""
     lines = []
-    labels = (("baseline", f"vs baseline {result.baseline_source}"), ("control", f"vs {result.control_recipe} interleaved"))
+    labels = (
+        ("baseline", f"vs baseline {result.baseline_source}"),
+        ("control", f"vs {result.control_recipe} interleaved"),
+        ("ab", "B vs A interleaved"),
+    )
     for against, label in labels:
         for name, fields in result.verdicts.get(against, {}).items():
             lines.append(f"{result.case_id} {label}: {name} {Verdict(**fields).describe()}")
+    if result.ab_image:
+        lines.append(f"{result.case_id} B vs A: image {result.ab_image['outcome']}: {result.ab_image['detail']}")
     return lines
 
 
@@ -70,7 +81,7 @@ def _row(result: CaseResult) -> list[str]:
         "-" if peak is None else f"{peak / 2**20:.0f}",
         image,
         verdict_cell(result, "baseline"),
-        verdict_cell(result, "control"),
+        control_cell(result),
     ]
 
 

@@ -11,8 +11,10 @@ from typing import Any
 #    saved image paths, host state, notes).
 # 2: raw round latencies in each benchmark's extra_info ("latencies_s"), verdicts against the
 #    baseline and against the interleaved control, the control's latencies, the machine id.
-RESULT_SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)
+# 3: the control's rounds ("control_rounds": memory, steps, image hash per round); A/B runs
+#    (--sdperf-ab): "ab" verdicts, the image comparison ("ab_image"), and the sides in the run's "ab".
+RESULT_SCHEMA_VERSION = 3
+READABLE_SCHEMAS = (1, 2, 3)
 
 PHASES = ("text_encoding_s", "denoise_s", "vae_decode_s", "other_s")
 
@@ -57,9 +59,12 @@ class CaseResult:
     image_path: str | None = None
     # Rounds of the profile's control case, interleaved with this case's (--sdperf-interleave).
     control_latencies_s: list[float] = field(default_factory=list)
+    control_rounds: list[dict[str, Any]] = field(default_factory=list)
     control_recipe: str | None = None
+    # A/B runs: B's image against A's (sdperf.ab.compare_images).
+    ab_image: dict[str, Any] | None = None
     workers_started: int = 0
-    # "baseline" and/or "control" -> {"latency": Verdict.to_json(), "peak_rss": ...}
+    # "baseline", "control" and/or "ab" -> {"latency": Verdict.to_json(), "peak_rss": ...}
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     baseline_source: str | None = None
 
@@ -113,7 +118,9 @@ def summarise(result: CaseResult) -> dict[str, Any]:
         "rounds": result.rounds,
         "latencies_s": result.parent_latencies_s,
         "control_latencies_s": result.control_latencies_s,
+        "control_rounds": result.control_rounds,
         "control_recipe": result.control_recipe,
+        "ab_image": result.ab_image,
         "workers_started": result.workers_started,
         "verdicts": result.verdicts,
         "baseline_source": result.baseline_source,

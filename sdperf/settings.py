@@ -33,6 +33,9 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
      "string"),
     ("vram-cap", "MiB of GPU memory each CUDA worker may use, CUDA context included: emulates a smaller card "
      "(6144 for a 6 GB card) on a larger one", "string"),
+    ("ab", "compare two dependency locks, BASE,HEAD (pip requirements files of pinned versions): each case runs in "
+     "an environment of each (created once per lock, cached), alternately, and fails when HEAD is slower, needs more "
+     "memory or draws another image; `sdperf ab BASE HEAD` runs this", "string"),
     ("interleave", "time each case alternately with its profile's control case (fp32 on CPUs) in a second worker, so machine drift "
      "cancels, and judge it against that case pair by pair (ini: yes/no)", "string"),
 )
@@ -98,6 +101,7 @@ class Settings:
     markdown: Path | None = None
     interleave: bool = False
     vram_cap_mib: int | None = None
+    ab: tuple[Path, Path] | None = None  # (base lock, head lock)
 
     def worker_env(self, device: str) -> dict[str, str]:
         """Variables a case's worker gets from these settings (the VRAM cap, on CUDA)."""
@@ -157,6 +161,11 @@ class Settings:
         interleave = str(interleave_value or "no").strip().lower()
         if interleave not in ("yes", "no", "true", "false", "1", "0"):
             raise pytest.UsageError(f"{interleave_source}: {interleave_value!r} is not valid; give yes or no")
+        ab = _ab_locks(config)
+        if ab and interleave in ("yes", "true", "1"):
+            raise pytest.UsageError(
+                "--sdperf-ab and --sdperf-interleave both choose what a case is timed against; give one"
+            )
         return cls(
             profiles=profiles,
             model=model,
@@ -171,4 +180,21 @@ class Settings:
             markdown=Path(markdown_value).resolve() if markdown_value else None,
             interleave=interleave in ("yes", "true", "1"),
             vram_cap_mib=_number(config, "vram-cap", int, 1),
+            ab=ab,
         )
+
+
+def _ab_locks(config: pytest.Config) -> tuple[Path, Path] | None:
+    value, source = _raw(config, "ab")
+    if not value:
+        return None
+    parts = [part.strip() for part in str(value).split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise pytest.UsageError(f"{source}: {value!r} is not valid; give two lock files, BASE,HEAD")
+    locks = []
+    for part in parts:
+        path = Path(part).expanduser().resolve()
+        if not path.is_file():
+            raise pytest.UsageError(f"{source}: lock file {part!r} does not exist; give two lock files, BASE,HEAD")
+        locks.append(path)
+    return locks[0], locks[1]

@@ -1,0 +1,222 @@
+"""A/B runs of two dependency locks: `sdperf ab` and `--sdperf-ab`.
+
+The fast tests cover the parts on fake data. The slow ones build real
+environments from lock files (about 1.5 minutes each, cached per lock content)
+and run the built-in model in both: identical locks, locks one package version
+apart, and a lock with a planted slowdown that only the dpm_solver case meets.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from sdperf import ab, judge
+from sdperf.baselines import promotion_refusals
+from sdperf.profiles import VerdictPolicy
+from sdperf.pyenvs import ROOT, lock_environment_name, package_changes
+from sdperf.results import CaseResult
+from sdperf.verdict import OUTCOMES
+
+LOCK = ROOT / "constraints.txt"
+PLANTED = Path(__file__).parent / "planted_slowdown"
+
+
+# --- fake data -------------------------------------------------------------------------------
+
+
+def _png(path: Path, value: int) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (value, value, value)).save(path)
+    return path
+
+
+def test_images_identical_changed_or_nondeterministic(tmp_path: Path):
+    same = [{"image_sha256": "a" * 64}] * 3
+    found = ab.compare_images(same, same, None, None, tmp_path / "review")
+    assert found["outcome"] == "identical"
+
+    a_png, b_png = _png(tmp_path / "a.png", 100), _png(tmp_path / "b.png", 110)
+    changed = ab.compare_images(same, [{"image_sha256": "b" * 64}], a_png, b_png, tmp_path / "review")
+    assert changed["outcome"] == "changed"
+    assert changed["psnr_db"] == pytest.approx(20 * 2.4065 - 20, abs=0.1)  # 10 log10(255^2 / 10^2)
+    assert (tmp_path / "review" / "diff.png").is_file()
+    assert "bbbbbbbbbbbb where A drew aaaaaaaaaaaa" in changed["detail"]
+
+    wobbly = [{"image_sha256": "a" * 64}, {"image_sha256": "c" * 64}]
+    assert ab.compare_images(wobbly, same, None, None, tmp_path / "r2")["outcome"] == "nondeterministic"
+    assert ab.compare_images(same, wobbly, None, None, tmp_path / "r3")["outcome"] == "changed"
+
+
+def test_package_changes_name_each_difference():
+    a = {"tqdm": "4.70.1", "torch": "2.13.0", "gone": "1.0"}
+    b = {"tqdm": "4.70.0", "torch": "2.13.0", "new-one": "2.0"}
+    assert package_changes(a, b) == ["-gone 1.0", "+new-one 2.0", "tqdm 4.70.1 -> 4.70.0"]
+
+
+def test_lock_environment_follows_content(tmp_path: Path):
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("tqdm==4.70.1\n")
+    second.write_text("tqdm==4.70.1\n")
+    assert lock_environment_name(first) == lock_environment_name(second)
+    second.write_text("tqdm==4.70.0\n")
+    assert lock_environment_name(first) != lock_environment_name(second)
+
+
+def _ab_result(a: list[float], b: list[float], steps_a=(), steps_b=(), rss_a=1e9, rss_b=1e9) -> CaseResult:
+    result = CaseResult(case_id="cpu-fp32", test="t", profile="cpu", recipe="fp32", model="tiny-sd15")
+    result.control_latencies_s, result.parent_latencies_s = list(a), list(b)
+    result.control_rounds = [{"step_s": list(steps_a), "peak_rss_bytes": rss_a + i} for i in range(len(a))]
+    result.rounds = [{"step_s": list(steps_b), "peak_rss_bytes": rss_b + i} for i in range(len(b))]
+    return result
+
+
+def test_side_a_verdicts_pair_rounds_or_fall_back_to_steps():
+    policy = VerdictPolicy(min_rounds=5)
+    a = [1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.03, 0.97]
+    paired = judge.against_side_a(_ab_result(a, [x * 1.3 for x in a]), policy)
+    assert paired["latency"].design == "paired" and paired["latency"].outcome == "slower"
+    assert paired["peak_rss_bytes"].outcome == "same"
+    # One round a side (a Pi image): every step is a sample.
+    steps = [0.1 + 0.001 * i for i in range(30)]
+    one = judge.against_side_a(_ab_result([3.0], [3.9], steps, [s * 1.3 for s in steps]), policy)
+    assert one["latency"].samples == "steps" and one["latency"].outcome == "slower"
+    hungry = judge.against_side_a(_ab_result(a, a, rss_b=1.5e9), policy)
+    assert hungry["peak_rss_bytes"].outcome == "slower"
+
+
+def test_an_ab_run_is_never_promoted():
+    document = {"sdperf": {"ab": {"a": {}, "b": {}}, "cases": [{"kind": "latency", "status": "passed"}]},
+                "benchmarks": [{}]}
+    assert any("A/B run" in reason for reason in promotion_refusals(document))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("only-one.txt", "give two lock files, BASE,HEAD"),
+        ("{lock},missing.txt", "lock file 'missing.txt' does not exist"),
+    ],
+)
+def test_bad_ab_option_names_the_value(latency_suite: pytest.Pytester, value: str, message: str):
+    result = latency_suite.runpytest("--sdperf-ab", value.format(lock=LOCK), "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--sdperf-ab*{message}*"])
+
+
+def test_ab_and_interleave_exclude_each_other(latency_suite: pytest.Pytester):
+    result = latency_suite.runpytest(f"--sdperf-ab={LOCK},{LOCK}", "--sdperf-interleave", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--sdperf-ab and --sdperf-interleave*give one*"])
+
+
+def test_sdperf_ab_refuses_a_missing_lock(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "sdperf.cli", "ab", str(LOCK), str(tmp_path / "nope.txt")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert "nope.txt' does not exist" in done.stderr
+
+
+# --- real environments -------------------------------------------------------------------------
+
+
+def planted_wheel(folder: Path) -> Path:
+    """A wheel of tests/planted_slowdown: its module and the .pth that imports it at start-up."""
+    name, version = "sdperf_testonly_slowdown", "1.0"
+    files = {
+        f"{name}.py": (PLANTED / f"{name}.py").read_bytes(),
+        f"{name}.pth": (PLANTED / f"{name}.pth").read_bytes(),
+        f"{name}-{version}.dist-info/METADATA": b"Metadata-Version: 2.1\nName: sdperf-testonly-slowdown\nVersion: 1.0\n",
+        f"{name}-{version}.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: sdperf-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{name}-{version}.dist-info/RECORD,,")
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+        archive.writestr(f"{name}-{version}.dist-info/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
+def _run_ab(base: Path, head: Path, out: Path, *pytest_args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    report = out / "ab.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "sdperf.cli", "ab", str(base), str(head), "--sdperf-profile", "cpu",
+         "--benchmark-json", str(report), "--sdperf-progress", "0", "-p", "no:cacheprovider", *pytest_args],
+        capture_output=True, text=True, timeout=1800,
+    )
+    assert report.is_file(), done.stdout[-3000:] + done.stderr[-3000:]
+    return done, json.loads(report.read_text())
+
+
+def _cases(saved: dict) -> dict[str, dict]:
+    return {case["case_id"]: case for case in saved["sdperf"]["cases"]}
+
+
+@pytest.fixture(scope="module")
+def proposed_locks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("locks")
+    text = LOCK.read_text()
+    assert "\ntqdm==4.70.1\n" in text, "the lock moved on: pick another tqdm version for this test"
+    older = folder / "tqdm-older.txt"
+    older.write_text(text.replace("\ntqdm==4.70.1\n", "\ntqdm==4.70.0\n"))
+    planted = folder / "planted.txt"
+    planted.write_text(text + f"sdperf-testonly-slowdown @ {planted_wheel(folder).as_uri()}\n")
+    return {"older": older, "planted": planted}
+
+
+def test_identical_locks_report_no_regression(tmp_path: Path):
+    done, saved = _run_ab(LOCK, LOCK, tmp_path, "-k", "fp32", "--sdperf-rounds", "20")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert saved["sdperf"]["ab"]["changes"] == []
+    case = _cases(saved)["cpu-fp32"]
+    assert case["status"] == "passed"
+    assert case["verdicts"]["ab"]["latency"]["outcome"] in ("same", "inconclusive")
+    assert case["ab_image"]["outcome"] == "identical"
+    assert "B installs differently: nothing (identical package sets)" in done.stdout
+    assert "cpu-fp32 B vs A interleaved: latency" in done.stdout
+
+
+def test_locks_one_version_apart_get_verdicts_per_case(tmp_path: Path, proposed_locks: dict[str, Path]):
+    done, saved = _run_ab(LOCK, proposed_locks["older"], tmp_path, "-k", "fp32 or jemalloc", "--sdperf-rounds", "10")
+    assert saved["sdperf"]["ab"]["changes"] == ["tqdm 4.70.1 -> 4.70.0"]
+    cases = _cases(saved)
+    ran = [case for case in cases.values() if case["status"] != "skipped"]
+    assert "cpu-fp32" in {case["case_id"] for case in ran}
+    for case in ran:
+        assert case["verdicts"]["ab"]["latency"]["outcome"] in OUTCOMES
+        assert case["verdicts"]["ab"]["peak_rss_bytes"]["outcome"] in OUTCOMES
+        assert case["ab_image"]["outcome"] == "identical"  # a progress bar draws no pixels
+        assert case["control_rounds"] and len(case["control_rounds"]) == len(case["rounds"]) == 10
+    assert "tqdm 4.70.1 -> 4.70.0" in done.stdout
+
+
+def test_planted_slowdown_is_caught_where_it_lands(tmp_path: Path, proposed_locks: dict[str, Path]):
+    done, saved = _run_ab(LOCK, proposed_locks["planted"], tmp_path, "-k", "fp32 or dpm_solver", "--sdperf-rounds", "20")
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert saved["sdperf"]["ab"]["changes"] == ["+sdperf-testonly-slowdown 1.0"]
+    cases = _cases(saved)
+    slowed = cases["cpu-dpm_solver"]
+    assert slowed["status"] == "regressed"
+    assert slowed["verdicts"]["ab"]["latency"]["outcome"] == "slower"
+    assert slowed["ab_image"]["outcome"] == "identical"  # slower, not different
+    # fp32 keeps the model's own scheduler: the planted sleep never runs there.
+    assert cases["cpu-fp32"]["status"] == "passed"
+    assert cases["cpu-fp32"]["verdicts"]["ab"]["latency"]["outcome"] != "slower"
+    assert "FAILED" in done.stdout and "cpu-dpm_solver" in done.stdout
