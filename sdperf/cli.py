@@ -141,6 +141,19 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
     return int(pytest.main([str(ROOT / "perf" / "test_latency.py"), f"--sdperf-ab={base},{head}", *pytest_args]))
 
 
+def _env_prune(args: argparse.Namespace) -> int:
+    from sdperf.pyenvs import prune_lock_environments
+
+    if args.keep < 0:
+        print(f"sdperf: --keep {args.keep}: give a count >= 0", file=sys.stderr)
+        return 2
+    removed = prune_lock_environments(args.keep)
+    for folder in removed:
+        print(f"removed {folder}")
+    print(f"{len(removed)} lock environment(s) removed; the {args.keep} most recently used are kept")
+    return 0
+
+
 def _recipes(args: argparse.Namespace) -> int:
     from sdperf.cases import make_case
     from sdperf.hardware import detect_host
@@ -203,6 +216,11 @@ def _parser() -> argparse.ArgumentParser:
     env_create = env_commands.add_parser("create", help="create (or finish) an environment; cached under sdperf's cache")
     env_create.add_argument("name", help="environment name, e.g. ipex")
     env_create.set_defaults(run=_env_create)
+    env_prune = env_commands.add_parser(
+        "prune", help="remove the lock environments of `sdperf ab` but the most recently used (each takes gigabytes)"
+    )
+    env_prune.add_argument("--keep", type=int, default=2, help="how many to keep (default: 2, a gate's A and B)")
+    env_prune.set_defaults(run=_env_prune)
     return parser
 
 

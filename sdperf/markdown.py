@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sdperf.report import control_cell, detail_lines, format_seconds, verdict_cell
+from sdperf.report import control_cell, control_header, detail_lines, format_seconds, verdict_cell
 from sdperf.results import CaseResult
 
 _STATUS_MARK = {"passed": "✅", "regressed": "❌", "failed": "❌", "invalid": "⚠️"}
@@ -22,7 +22,7 @@ def markdown_report(results: Iterable[CaseResult], compared: str | None, title: 
         lines += [f"_{_cell(note)}_", ""]
     if timed:
         lines += [
-            "| case | model | status | median s | s/step | peak RSS MiB | vs baseline | vs control | published |",
+            f"| case | model | status | median s | s/step | peak RSS MiB | vs baseline | {control_header(timed)} | published |",
             "| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- |",
         ]
         for result in timed:

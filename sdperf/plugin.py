@@ -190,7 +190,6 @@ def ab_sides(config: pytest.Config):
     """The two environments of --sdperf-ab, created on first use (`sdperf ab` creates them
     before pytest starts). A lock that cannot give an environment fails every A/B case."""
     from sdperf.ab import prepare
-    from sdperf.pyenvs import LockError
 
     if ab_sides_key not in config.stash:
         base, head = config.stash[settings_key].ab
@@ -491,7 +490,10 @@ def run_note(config: pytest.Config) -> str | None:
     sides = config.stash.get(ab_sides_key, None)
     if sides is not None and not isinstance(sides, Exception):
         changes = ", ".join(sides.changes) or "nothing (identical package sets)"
-        notes.append(f"A/B: A = {sides.a.lock} ({sides.a.env}), B = {sides.b.lock} ({sides.b.env}); B installs differently: {changes}")
+        notes.append(
+            f"A/B: A = {sides.a.lock} ({sides.a.env}), B = {sides.b.lock} ({sides.b.env}); "
+            f"B installs differently: {changes}"
+        )
     return "\n".join(note for note in notes if note) or None
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -132,6 +133,7 @@ def ensure_lock_environment(lock: Path, python: str = sys.executable,
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
         if environment_python(name) is not None:
+            (folder / _MARKER).touch()  # last use, for `sdperf env prune`
             return name
         say(f"sdperf: creating environment {folder} from {lock} (once per lock content; cached)")
         record = {"name": name, "lock": str(lock.resolve()), "lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest()}
@@ -145,6 +147,26 @@ def ensure_lock_environment(lock: Path, python: str = sys.executable,
                 "(see pip's output above)"
             ) from None
     return name
+
+
+def prune_lock_environments(keep: int) -> list[Path]:
+    """Remove all but the `keep` most recently used lock environments (each takes gigabytes;
+    every new lock adds one). Named environments (ipex) stay. Returns what was removed."""
+    from filelock import FileLock
+
+    root = cache_root() / "envs"
+    found = sorted(
+        (folder for folder in root.glob("lock-*") if folder.is_dir()),
+        key=lambda folder: (folder / _MARKER).stat().st_mtime if (folder / _MARKER).is_file() else 0.0,
+        reverse=True,
+    )
+    removed = []
+    for folder in found[keep:]:
+        with FileLock(str(folder) + ".lock"):  # not while a run is creating it
+            shutil.rmtree(folder)
+        Path(str(folder) + ".lock").unlink(missing_ok=True)
+        removed.append(folder)
+    return removed
 
 
 def environment_packages(name: str) -> dict[str, str]:

@@ -35,6 +35,11 @@ def verdict_cell(result: CaseResult, against: str) -> str:
     return f"{verdict['outcome']} {verdict['ratio'] - 1:+.1%}"
 
 
+def control_header(results: Iterable[CaseResult]) -> str:
+    """"vs control", or "B vs A" for an A/B run."""
+    return "B vs A" if any("ab" in result.verdicts for result in results) else "vs control"
+
+
 def control_cell(result: CaseResult) -> str:
     """The "vs control" column: the interleaved control, or in an A/B run side A."""
     return verdict_cell(result, "ab" if "ab" in result.verdicts else "control")
@@ -128,7 +133,7 @@ def results_table(results: Iterable[CaseResult]) -> list[str]:
     timed = _timed(everything)
     lines = []
     if timed:
-        rows = [list(_COLUMNS)] + [_row(r) for r in timed]
+        rows = [[*_COLUMNS[:-1], control_header(timed)]] + [_row(r) for r in timed]
         widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * width for width in widths))

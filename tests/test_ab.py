@@ -21,7 +21,8 @@ import pytest
 from sdperf import ab, judge
 from sdperf.baselines import promotion_refusals
 from sdperf.profiles import VerdictPolicy
-from sdperf.pyenvs import ROOT, lock_environment_name, package_changes
+from sdperf.models.store import cache_root
+from sdperf.pyenvs import ROOT, lock_environment_name, package_changes, prune_lock_environments
 from sdperf.results import CaseResult
 from sdperf.verdict import OUTCOMES
 
@@ -69,6 +70,22 @@ def test_lock_environment_follows_content(tmp_path: Path):
     assert lock_environment_name(first) == lock_environment_name(second)
     second.write_text("tqdm==4.70.0\n")
     assert lock_environment_name(first) != lock_environment_name(second)
+
+
+def test_prune_keeps_the_most_recently_used_lock_environments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import os
+
+    monkeypatch.setenv("SDPERF_CACHE", str(tmp_path))
+    for age, name in enumerate(["lock-new", "lock-old", "lock-older", "ipex"]):
+        folder = tmp_path / "envs" / name
+        folder.mkdir(parents=True)
+        marker = folder / "sdperf-environment.json"
+        marker.write_text("{}")
+        os.utime(marker, (1e9 - age * 1000, 1e9 - age * 1000))
+    (tmp_path / "envs" / "lock-half-built").mkdir()  # no marker: the first to go
+    removed = prune_lock_environments(keep=1)
+    assert sorted(path.name for path in removed) == ["lock-half-built", "lock-old", "lock-older"]
+    assert sorted(path.name for path in (tmp_path / "envs").iterdir() if path.is_dir()) == ["ipex", "lock-new"]
 
 
 def _ab_result(a: list[float], b: list[float], steps_a=(), steps_b=(), rss_a=1e9, rss_b=1e9) -> CaseResult:
@@ -131,7 +148,9 @@ def test_sdperf_ab_refuses_a_missing_lock(tmp_path: Path):
 
 
 def planted_wheel(folder: Path) -> Path:
-    """A wheel of tests/planted_slowdown: its module and the .pth that imports it at start-up."""
+    """A wheel of tests/planted_slowdown: its module and the .pth that imports it at start-up.
+    Same sources, same bytes (fixed timestamps): the lock naming it, and so its cached
+    environment, stay the same from run to run."""
     name, version = "sdperf_testonly_slowdown", "1.0"
     files = {
         f"{name}.py": (PLANTED / f"{name}.py").read_bytes(),
@@ -146,11 +165,12 @@ def planted_wheel(folder: Path) -> Path:
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
         record.append(f"{path},sha256={digest},{len(data)}")
     record.append(f"{name}-{version}.dist-info/RECORD,,")
+    files[f"{name}-{version}.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
+    folder.mkdir(parents=True, exist_ok=True)
     wheel = folder / f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         for path, data in files.items():
-            archive.writestr(path, data)
-        archive.writestr(f"{name}-{version}.dist-info/RECORD", "\n".join(record) + "\n")
+            archive.writestr(zipfile.ZipInfo(path, date_time=(2026, 1, 1, 0, 0, 0)), data)
     return wheel
 
 
@@ -177,8 +197,23 @@ def proposed_locks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     older = folder / "tqdm-older.txt"
     older.write_text(text.replace("\ntqdm==4.70.1\n", "\ntqdm==4.70.0\n"))
     planted = folder / "planted.txt"
-    planted.write_text(text + f"sdperf-testonly-slowdown @ {planted_wheel(folder).as_uri()}\n")
+    wheel = planted_wheel(cache_root() / "test-wheels")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    planted.write_text(text + f"sdperf-testonly-slowdown @ {wheel.as_uri()}#sha256={digest}\n")
     return {"older": older, "planted": planted}
+
+
+def test_a_lock_that_cannot_be_installed_fails_its_cases_with_the_reason(latency_suite: pytest.Pytester):
+    bad = latency_suite.path / "bad-lock.txt"
+    bad.write_text(LOCK.read_text().replace("\ntqdm==4.70.1\n", "\ntqdm==0.0.0.999\n"))
+    result = latency_suite.runpytest(
+        f"--sdperf-ab={LOCK},{bad}", "--sdperf-profile", "cpu", "--sdperf-recipes", "fp32", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(failed=1, skipped=3)
+    result.stdout.fnmatch_lines(["*cpu-fp32*creating the environment for lock*bad-lock.txt* failed*pip*"])
+    from sdperf.pyenvs import environment_python
+
+    assert environment_python(lock_environment_name(bad)) is None  # half-built: never used
 
 
 def test_identical_locks_report_no_regression(tmp_path: Path):
@@ -191,6 +226,7 @@ def test_identical_locks_report_no_regression(tmp_path: Path):
     assert case["ab_image"]["outcome"] == "identical"
     assert "B installs differently: nothing (identical package sets)" in done.stdout
     assert "cpu-fp32 B vs A interleaved: latency" in done.stdout
+    assert "cpu-fp32 B vs A: image identical: B draws A's image" in done.stdout
 
 
 def test_locks_one_version_apart_get_verdicts_per_case(tmp_path: Path, proposed_locks: dict[str, Path]):
@@ -208,7 +244,11 @@ def test_locks_one_version_apart_get_verdicts_per_case(tmp_path: Path, proposed_
 
 
 def test_planted_slowdown_is_caught_where_it_lands(tmp_path: Path, proposed_locks: dict[str, Path]):
-    done, saved = _run_ab(LOCK, proposed_locks["planted"], tmp_path, "-k", "fp32 or dpm_solver", "--sdperf-rounds", "20")
+    summary = tmp_path / "summary.md"
+    done, saved = _run_ab(
+        LOCK, proposed_locks["planted"], tmp_path, "-k", "fp32 or dpm_solver", "--sdperf-rounds", "20",
+        "--sdperf-markdown", str(summary),
+    )
     assert done.returncode == 1, done.stdout[-3000:]
     assert saved["sdperf"]["ab"]["changes"] == ["+sdperf-testonly-slowdown 1.0"]
     cases = _cases(saved)
@@ -220,3 +260,6 @@ def test_planted_slowdown_is_caught_where_it_lands(tmp_path: Path, proposed_lock
     assert cases["cpu-fp32"]["status"] == "passed"
     assert cases["cpu-fp32"]["verdicts"]["ab"]["latency"]["outcome"] != "slower"
     assert "FAILED" in done.stdout and "cpu-dpm_solver" in done.stdout
+    markdown = summary.read_text()
+    assert "| B vs A |" in markdown and "+sdperf-testonly-slowdown 1.0" in markdown
+    assert "❌ regressed" in markdown
