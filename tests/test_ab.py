@@ -203,17 +203,23 @@ def proposed_locks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"older": older, "planted": planted}
 
 
-def test_a_lock_that_cannot_be_installed_fails_its_cases_with_the_reason(latency_suite: pytest.Pytester):
+def test_a_lock_that_cannot_be_installed_fails_its_cases_with_the_reason(
+    latency_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("SDPERF_CACHE", str(latency_suite.path / "cache"))
     bad = latency_suite.path / "bad-lock.txt"
     bad.write_text(LOCK.read_text().replace("\ntqdm==4.70.1\n", "\ntqdm==0.0.0.999\n"))
+    # The bad lock as A: it fails before any good environment is built.
     result = latency_suite.runpytest(
-        f"--sdperf-ab={LOCK},{bad}", "--sdperf-profile", "cpu", "--sdperf-recipes", "fp32", "-p", "no:cacheprovider"
+        f"--sdperf-ab={bad},{LOCK}", "--sdperf-profile", "cpu", "--sdperf-recipes", "fp32", "-p", "no:cacheprovider"
     )
-    result.assert_outcomes(failed=1, skipped=3)
+    result.assert_outcomes(errors=1, skipped=3)  # failed in set-up, where the environments are made
     result.stdout.fnmatch_lines(["*cpu-fp32*creating the environment for lock*bad-lock.txt* failed*pip*"])
     from sdperf.pyenvs import environment_python
 
-    assert environment_python(lock_environment_name(bad)) is None  # half-built: never used
+    half_built = latency_suite.path / "cache" / "envs" / lock_environment_name(bad)
+    assert (half_built / "bin" / "python").exists()
+    assert environment_python(lock_environment_name(bad)) is None  # never used
 
 
 def test_identical_locks_report_no_regression(tmp_path: Path):
