@@ -10,7 +10,6 @@ comparison of the images the two sides drew.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,12 +102,3 @@ def compare_images(a_rounds: list[dict], b_rounds: list[dict], a_png: Path | Non
         detail += f"; PSNR {db:.1f} dB; A {old}, B {new}, difference {diff}"
     return {**found, "outcome": "changed", "detail": detail}
 
-
-def discard_images(*paths: Path | None) -> None:
-    for path in paths:
-        if path is not None:
-            path.unlink(missing_ok=True)
-
-
-def discard_review(review: Path) -> None:
-    shutil.rmtree(review, ignore_errors=True)
