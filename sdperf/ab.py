@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from sdperf.cases import Case
-from sdperf.pyenvs import LockError, ensure_lock_environment, environment_packages, normalise, package_changes
+from packaging.utils import canonicalize_name
+
+from sdperf.pyenvs import LockError, ensure_lock_environment, environment_packages, package_changes
 
 
 @dataclass(frozen=True)
@@ -44,16 +46,19 @@ class Sides:
         return {"a": self.a.to_json(), "b": self.b.to_json(), "changes": self.changes}
 
 
-def prepare(base: Path, head: Path, say: Callable[[str], None] = lambda line: None) -> Sides:
-    """Both environments, created from their locks when missing (raises `LockError`)."""
+def ensure_environments(base: Path, head: Path, say: Callable[[str], None] = lambda line: None) -> tuple[str, str]:
+    """Both locks' environment names, created when missing (raises `LockError`)."""
     for lock in (base, head):  # both checked before minutes go into building either
         if not lock.is_file():
             raise LockError(f"lock file {str(lock)!r} does not exist; give a pip requirements file of pinned versions")
-    sides = []
-    for label, lock in (("A", base), ("B", head)):
-        env = ensure_lock_environment(lock, say=say)
-        sides.append(Side(label, lock, env, environment_packages(env)))
-    return Sides(*sides)
+    return ensure_lock_environment(base, say=say), ensure_lock_environment(head, say=say)
+
+
+def prepare(base: Path, head: Path, say: Callable[[str], None] = lambda line: None) -> Sides:
+    """Both sides, their environments created when missing and their packages read."""
+    envs = ensure_environments(base, head, say)
+    return Sides(*(Side(label, lock, env, environment_packages(env))
+                   for label, lock, env in zip("AB", (base, head), envs)))
 
 
 def side_cases(case: Case, sides: Sides) -> tuple[Case, Case]:
@@ -72,7 +77,7 @@ def skip_reason(case: Case, sides: Sides, facts) -> str | None:
             "an A/B run compares locks; deselect it"
         )
     for side in (sides.a, sides.b):
-        in_side = dataclasses.replace(facts, package=lambda name, found=side.packages: found.get(normalise(name)))
+        in_side = dataclasses.replace(facts, package=lambda name, found=side.packages: found.get(canonicalize_name(name)))
         reason = unmet_for(case, in_side)
         if reason:
             return f"in {side.label} (lock {side.lock}): {reason}"

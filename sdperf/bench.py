@@ -308,9 +308,9 @@ class CaseBench:
             )
 
     def _compare_images(self) -> None:
-        review = self.control_png.with_name(f"{self.case.id}-ab") if self.control_png else Path(".")
         self.result.ab_image = ab.compare_images(
-            self.result.control_rounds, self.result.rounds, self.control_png, self.save_png, review
+            self.result.control_rounds, self.result.rounds, self.control_png, self.save_png,
+            review=self.control_png.with_name(f"{self.case.id}-ab"),
         )
         if not self.keep_images:
             for path in (self.control_png, self.save_png):

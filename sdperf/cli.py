@@ -126,17 +126,17 @@ def _env_create(args: argparse.Namespace) -> int:
 def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
     import pytest
 
-    from sdperf.ab import prepare
+    from sdperf.ab import ensure_environments
     from sdperf.pyenvs import ROOT, LockError
 
     base, head = Path(args.base).resolve(), Path(args.head).resolve()
     try:
-        sides = prepare(base, head, say=lambda line: print(line, file=sys.stderr, flush=True))
+        # Built here, before pytest starts, so a lock that cannot install is a usage error;
+        # the run's summary then names both sides and what B installs differently.
+        ensure_environments(base, head, say=lambda line: print(line, file=sys.stderr, flush=True))
     except LockError as error:
         print(f"sdperf: {error}", file=sys.stderr)
         return 2
-    changes = ", ".join(sides.changes) or "nothing (identical package sets)"
-    print(f"A: {base} ({sides.a.env})\nB: {head} ({sides.b.env})\nB installs differently: {changes}", flush=True)
     # The suite's own latency cases, selected as in any pytest run (-m, -k, --sdperf-recipes ...).
     return int(pytest.main([str(ROOT / "perf" / "test_latency.py"), f"--sdperf-ab={base},{head}", *pytest_args]))
 

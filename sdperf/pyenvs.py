@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from sdperf.models.store import cache_root
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,8 +73,7 @@ def lock_without(replaced: tuple[str, ...], lock: Path) -> str:
     kept = []
     for line in lock.read_text(encoding="utf-8").splitlines():
         requirement = line.split("#", 1)[0].strip()
-        name = requirement.split("==", 1)[0].strip().lower().replace("_", "-")
-        if requirement and name in replaced:
+        if requirement and canonicalize_name(requirement.split("==", 1)[0].strip()) in replaced:
             continue
         kept.append(line)
     return "\n".join(kept) + "\n"
@@ -126,8 +127,6 @@ def ensure_lock_environment(lock: Path, python: str = sys.executable,
     first when missing (a file lock keeps two runs from building it at once)."""
     from filelock import FileLock
 
-    if not lock.is_file():
-        raise LockError(f"lock file {str(lock)!r} does not exist; give a pip requirements file of pinned versions")
     name = lock_environment_name(lock)
     folder = environment_folder(name)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +169,7 @@ def prune_lock_environments(keep: int) -> list[Path]:
 
 
 def environment_packages(name: str) -> dict[str, str]:
-    """Distribution name (normalised) -> version, as installed in environment `name`."""
+    """Distribution name (canonical, PEP 503) -> version, as installed in environment `name`."""
     python = environment_python(name)
     if python is None:
         raise LockError(f"environment {name!r} does not exist")
@@ -179,11 +178,7 @@ def environment_packages(name: str) -> dict[str, str]:
         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions() if d.metadata['Name']}))"
     )
     done = subprocess.run([str(python), "-c", script], check=True, capture_output=True, text=True)
-    return {normalise(key): value for key, value in json.loads(done.stdout).items()}
-
-
-def normalise(distribution: str) -> str:
-    return distribution.lower().replace("_", "-").replace(".", "-")
+    return {canonicalize_name(key): value for key, value in json.loads(done.stdout).items()}
 
 
 def package_changes(a: dict[str, str], b: dict[str, str]) -> list[str]:
