@@ -18,13 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from sdperf import ab, judge
-from sdperf.baselines import promotion_refusals
-from sdperf.profiles import VerdictPolicy
+from sdperf.execution import ab_sides as ab
+from sdperf.judging.images import compare_images
+from sdperf.judging import verdicts as judge
+from sdperf.storage.baselines import promotion_refusals
+from sdperf.config.profiles import VerdictPolicy
 from sdperf.models.store import cache_root
-from sdperf.pyenvs import ROOT, lock_environment_name, package_changes, prune_lock_environments
-from sdperf.results import CaseResult
-from sdperf.verdict import OUTCOMES
+from sdperf.execution.environments import ROOT, lock_environment_name, package_changes, prune_lock_environments
+from sdperf.storage.results import CaseResult
+from sdperf.judging.statistics import OUTCOMES
 
 LOCK = ROOT / "constraints.txt"
 PLANTED = Path(__file__).parent / "planted_slowdown"
@@ -42,19 +44,19 @@ def _png(path: Path, value: int) -> Path:
 
 def test_images_identical_changed_or_nondeterministic(tmp_path: Path):
     same = [{"image_sha256": "a" * 64}] * 3
-    found = ab.compare_images(same, same, None, None, tmp_path / "review")
+    found = compare_images(same, same, None, None, tmp_path / "review")
     assert found["outcome"] == "identical"
 
     a_png, b_png = _png(tmp_path / "a.png", 100), _png(tmp_path / "b.png", 110)
-    changed = ab.compare_images(same, [{"image_sha256": "b" * 64}], a_png, b_png, tmp_path / "review")
+    changed = compare_images(same, [{"image_sha256": "b" * 64}], a_png, b_png, tmp_path / "review")
     assert changed["outcome"] == "changed"
     assert changed["psnr_db"] == pytest.approx(20 * 2.4065 - 20, abs=0.1)  # 10 log10(255^2 / 10^2)
     assert (tmp_path / "review" / "diff.png").is_file()
     assert "bbbbbbbbbbbb where A drew aaaaaaaaaaaa" in changed["detail"]
 
     wobbly = [{"image_sha256": "a" * 64}, {"image_sha256": "c" * 64}]
-    assert ab.compare_images(wobbly, same, None, None, tmp_path / "r2")["outcome"] == "nondeterministic"
-    assert ab.compare_images(same, wobbly, None, None, tmp_path / "r3")["outcome"] == "changed"
+    assert compare_images(wobbly, same, None, None, tmp_path / "r2")["outcome"] == "nondeterministic"
+    assert compare_images(same, wobbly, None, None, tmp_path / "r3")["outcome"] == "changed"
 
 
 def test_package_changes_name_each_difference():
@@ -215,7 +217,7 @@ def test_a_lock_that_cannot_be_installed_fails_its_cases_with_the_reason(
     )
     result.assert_outcomes(errors=1, skipped=3)  # failed in set-up, where the environments are made
     result.stdout.fnmatch_lines(["*cpu-fp32*creating the environment for lock*bad-lock.txt* failed*pip*"])
-    from sdperf.pyenvs import environment_python
+    from sdperf.execution.environments import environment_python
 
     half_built = latency_suite.path / "cache" / "envs" / lock_environment_name(bad)
     assert (half_built / "bin" / "python").exists()

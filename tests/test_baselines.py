@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sdperf.baselines import BaselineError, latest_baseline, load_run, promote
-from sdperf.cli import main
-from sdperf.results import RESULT_SCHEMA_VERSION
-from sdperf.trend import plot_trend, trend_points
+from sdperf.storage.baselines import BaselineError, latest_baseline, load_run, promote
+from sdperf.cli.main import main
+from sdperf.storage.results import RESULT_SCHEMA_VERSION
+from sdperf.reporting.trend import plot_trend, trend_points
 
 MACHINE = "Linux-CPython-3.11-64bit"
 
@@ -79,7 +79,7 @@ def test_promotion_refuses_to_replace_an_existing_file(tmp_path: Path, monkeypat
     target = promote(run, tmp_path)
     before = target.read_bytes()
     # Another promotion racing this one took the number first: it must fail, not overwrite.
-    monkeypatch.setattr("sdperf.baselines.numbered_runs", lambda folder: [])
+    monkeypatch.setattr("sdperf.storage.baselines.numbered_runs", lambda folder: [])
     with pytest.raises(BaselineError, match="exists already; promotion never replaces a baseline"):
         promote(run, tmp_path)
     assert target.read_bytes() == before
@@ -142,7 +142,7 @@ def test_trend_names_what_is_missing(tmp_path: Path) -> None:
 
 
 def test_machine_differences_name_what_changed_since_the_baseline() -> None:
-    from sdperf.baselines import machine_differences
+    from sdperf.storage.baselines import machine_differences
 
     saved = {"python_version": "3.11.7", "cpu": {"brand_raw": "Cortex-A76"},
              "sdperf": {"storage_key": "pi5", "lock_sha256": "a", "packages": {"torch": "2.12.0", "diffusers": "0.37.1"},

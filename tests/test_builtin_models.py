@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sdperf.cases import make_case
+from sdperf.execution.cases import make_case
 from sdperf.models.store import ModelSpec
 from sdperf.models.weights import seeded_values
-from sdperf.profiles import load_profiles
-from sdperf.recipes import REGISTRY
-from sdperf.runner import Worker
+from sdperf.config.profiles import load_profiles
+from sdperf.config.recipes import REGISTRY
+from sdperf.execution.process import Worker
 
 
 def test_weight_values_depend_only_on_name_shape_and_seed() -> None:
@@ -31,7 +31,7 @@ def test_norm_scales_start_near_one_and_biases_near_zero() -> None:
 
 FILL_UNDER_GLOBAL_SEED = """
 import sys, torch
-from sdperf.models.weights import fill_seeded
+from sdperf.models.build import fill_seeded
 torch.manual_seed(int(sys.argv[1]))
 layer = torch.nn.Linear(16, 8)
 fill_seeded(layer, seed=0)

@@ -74,12 +74,12 @@ def test_fidelity_of_each_recipe_against_fp32(correctness_suite: pytest.Pytester
 
 def _check(recipe_fields: dict, images_dir: Path):
     """A CaseCheck of the cpu profile's built-in workload for a made-up recipe."""
-    from sdperf.correctness import CaseCheck, GoldenPolicy
+    from sdperf.pytest_plugin.checks import CaseCheck, GoldenPolicy
     from sdperf.models.store import ModelSpec
-    from sdperf.profiles import load_profiles
-    from sdperf.recipes import REGISTRY, Recipe
-    from sdperf.results import CaseResult
-    from sdperf.cases import make_case
+    from sdperf.config.profiles import load_profiles
+    from sdperf.config.recipes import REGISTRY, Recipe
+    from sdperf.storage.results import CaseResult
+    from sdperf.execution.cases import make_case
 
     profile = load_profiles()["cpu"]
     recipe = Recipe(name="probe", summary="test only", profiles=("cpu",), transforms=("dpm_solver",), **recipe_fields)

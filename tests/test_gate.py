@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sdperf.cli import main
+from sdperf.cli.main import main
 
 EMULATED = ("-m", "cpu", "--sdperf-profile=cpu", "--sdperf-progress=0", "--sdperf-warmup=0")
 

@@ -11,23 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sdperf import hardware
-from sdperf.hardware import (
-    PROFILES,
-    GpuInfo,
-    ThermalState,
-    ThrottleState,
-    cpu_drop,
-    detect_host,
-    find_library,
-    parse_throttled,
-    read_cpu,
-    read_gpus,
-    read_memory_mb,
-    read_pi,
-    read_thermal,
-    read_throttle,
-)
+from sdperf.host.cpu import CpuInfo, read_cpu
+from sdperf.host.detection import PROFILES, detect_host
+from sdperf.host.devices import NVIDIA_SMI_QUERY, GpuInfo, find_library, read_gpus, read_memory_mb
+from sdperf.host.pi import THROTTLED_SYSFS, PiInfo, ThrottleState, parse_throttled, read_pi, read_throttle
+from sdperf.host.sensors import ThermalState, cpu_drop, read_thermal
 
 # ------------------------------------------------------------------ builders
 
@@ -139,7 +127,7 @@ def test_pi4_from_compatible_and_revision(tmp_path: Path) -> None:
     meminfo(tmp_path, 3_884_376)
 
     pi = read_pi(tmp_path)
-    assert pi == hardware.PiInfo(
+    assert pi == PiInfo(
         board="pi4",
         model_string="Raspberry Pi 4 Model B Rev 1.4",
         compatible=("raspberrypi,4-model-b", "brcm,bcm2711"),
@@ -239,11 +227,11 @@ def test_arm_board_that_is_not_a_pi(tmp_path: Path) -> None:
 
 def test_pi5_throttled_and_under_voltage_from_sysfs(tmp_path: Path) -> None:
     pi5_tree(tmp_path)
-    write(tmp_path, hardware.THROTTLED_SYSFS, "50005\n")  # hex without 0x
+    write(tmp_path, THROTTLED_SYSFS, "50005\n")  # hex without 0x
     calls: list[list[str]] = []
     state = read_throttle(tmp_path, fake_run({"vcgencmd": "throttled=0x0\n"}, calls))
 
-    assert state == ThrottleState(0x50005, "/" + hardware.THROTTLED_SYSFS)
+    assert state == ThrottleState(0x50005, "/" + THROTTLED_SYSFS)
     assert calls == []  # sysfs wins; vcgencmd is not run
     assert state.under_voltage_now and state.throttled_now
     assert not state.freq_capped_now and not state.soft_temp_limit_now
@@ -280,7 +268,7 @@ def test_throttle_hwmon_rpi_volt_alarm(tmp_path: Path) -> None:
 
 def test_throttle_healthy_pi(tmp_path: Path) -> None:
     pi5_tree(tmp_path)
-    write(tmp_path, hardware.THROTTLED_SYSFS, "0x0\n")
+    write(tmp_path, THROTTLED_SYSFS, "0x0\n")
     state = read_throttle(tmp_path, NO_TOOLS)
     assert state is not None and state.raw == 0 and state.problems() == []
 
@@ -388,7 +376,7 @@ def test_cuda_host_with_80gb_card_is_capped(tmp_path: Path) -> None:
     intel_cpuinfo(tmp_path, 143, SPR_FLAGS)
     calls: list[list[str]] = []
     host = detect_host(tmp_path, fake_run({"nvidia-smi": SMI_H100}, calls), architecture="x86_64")
-    assert calls == [list(hardware.NVIDIA_SMI_QUERY)]
+    assert calls == [list(NVIDIA_SMI_QUERY)]
     assert host.gpus == (GpuInfo("NVIDIA H100 80GB HBM3", 81559, "550.54.15"),)
     assert host.matches == ("cuda_lowvram", "sapphire_rapids", "cpu")
     assert host.primary == "cuda_lowvram"
@@ -439,7 +427,7 @@ def test_plain_host_only_cpu(tmp_path: Path) -> None:
 
 def test_missing_files_everywhere(tmp_path: Path) -> None:
     host = detect_host(tmp_path, NO_TOOLS, architecture="riscv64")
-    assert host.cpu == hardware.CpuInfo("riscv64", "", "", None, None, frozenset(), 0, None)
+    assert host.cpu == CpuInfo("riscv64", "", "", None, None, frozenset(), 0, None)
     assert host.pi is None and host.gpus == () and host.memory_total_mb is None
     assert host.matches == ("cpu",)
     assert set(host.reasons) == set(PROFILES)

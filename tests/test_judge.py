@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from sdperf import judge
-from sdperf.cases import make_case
+from sdperf.judging import verdicts as judge
+from sdperf.execution.cases import make_case
 from sdperf.models.store import ModelSpec
-from sdperf.profiles import Limits, VerdictPolicy, load_profiles
-from sdperf.recipes import REGISTRY
-from sdperf.results import CaseResult, summarise
+from sdperf.config.profiles import Limits, VerdictPolicy, load_profiles
+from sdperf.config.recipes import REGISTRY
+from sdperf.storage.results import CaseResult, summarise
 
 PROFILE = load_profiles()["pi5"]
 CASE = make_case(PROFILE, REGISTRY["fp32"], ModelSpec("tiny-sd15"), {})
@@ -53,10 +53,10 @@ def test_enough_rounds_are_judged_as_rounds_and_memory_too() -> None:
 def test_baselines_of_another_model_or_workload_are_not_compared() -> None:
     result = measured(3, 1.0)
     info = summarise(result)
-    assert judge.not_comparable(CASE, {"extra_info": info}) is None
-    assert "model 'sd15-real'" in judge.not_comparable(CASE, {"extra_info": {**info, "model": "sd15-real"}})
+    assert judge.not_comparable(CASE.model.name, CASE.workload.to_json(), {"extra_info": info}) is None
+    assert "model 'sd15-real'" in judge.not_comparable(CASE.model.name, CASE.workload.to_json(), {"extra_info": {**info, "model": "sd15-real"}})
     other = dataclasses.replace(CASE.workload, steps=5).to_json()
-    assert "another workload" in judge.not_comparable(CASE, {"extra_info": {**info, "workload": other}})
+    assert "another workload" in judge.not_comparable(CASE.model.name, CASE.workload.to_json(), {"extra_info": {**info, "workload": other}})
 
 
 def test_interleaved_rounds_are_judged_pair_by_pair() -> None:

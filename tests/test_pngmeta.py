@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, PngImagePlugin
 
-from sdperf import pngmeta
-from sdperf.pngmeta import (
+from sdperf.common import pngmeta
+from sdperf.common.pngmeta import (
     MAX_TEXT_CHARS,
     SUITE_KEY_PREFIX,
     GenerationSettings,
@@ -632,7 +632,7 @@ def test_module_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, sdperf.pngmeta; print('torch' in sys.modules or 'diffusers' in sys.modules)"
+    code = "import sys, sdperf.common.pngmeta; print('torch' in sys.modules or 'diffusers' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(pngmeta.__file__).parents[1])
     assert done.stdout.strip() == "False"

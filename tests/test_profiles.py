@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sdperf.profiles import PROFILE_NAMES, ProfileError, load_profiles
+from sdperf.config.profiles import PROFILE_NAMES, ProfileError, load_profiles
 
 SHIPPED = load_profiles()
 

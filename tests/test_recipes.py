@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sdperf.cases import make_case, pinning_command
+from sdperf.execution.cases import make_case, pinning_command
 from sdperf.models.store import ModelSpec
-from sdperf.profiles import ProfileError, load_profiles
-from sdperf.proof import problems
-from sdperf.recipes import REGISTRY, Needs, Recipe
-from sdperf.requirements import HostFacts, unmet
+from sdperf.config.profiles import ProfileError, load_profiles
+from sdperf.judging.proof import problems
+from sdperf.config.recipes import REGISTRY, Needs, Recipe
+from sdperf.host.capabilities import HostFacts, unmet
 
 PROFILES = load_profiles()
 TINY = ModelSpec("tiny-sd15")
@@ -55,7 +55,7 @@ def test_every_transform_named_by_a_recipe_exists_in_the_worker() -> None:
 
 
 def test_a_profile_naming_an_unknown_or_foreign_recipe_is_refused(tmp_path: Path) -> None:
-    text = (Path(__file__).parents[1] / "sdperf" / "profiles.toml").read_text()
+    text = (Path(__file__).parents[1] / "sdperf" / "config" / "profiles.toml").read_text()
     (tmp_path / "unknown.toml").write_text(text.replace('"omp4_openblas1"]', '"omp8_openblas1"]', 1))
     with pytest.raises(ProfileError, match="recipe 'omp8_openblas1' is unknown"):
         load_profiles(tmp_path / "unknown.toml")
@@ -90,8 +90,29 @@ def test_cores_placeholder_becomes_this_machines_physical_cores() -> None:
 
 
 def test_the_pi_profile_keeps_its_board_settings_under_fp32_and_the_recipe_overrides_them() -> None:
-    assert case_of("fp32", "pi5").env["OMP_NUM_THREADS"] == "4" and case_of("fp32", "pi5").expect == {}
+    assert case_of("fp32", "pi5").env["OMP_NUM_THREADS"] == "4"
     assert case_of("omp1", "pi5").env["OMP_NUM_THREADS"] == "1"
+
+
+def test_the_profiles_own_settings_are_proven_and_capped_counts_said() -> None:
+    # Before, a profile's settings were never checked: pi5-fp32 quietly ran 2 threads on 2 CPUs.
+    on_four = make_case(PROFILES["pi5"], REGISTRY["fp32"], TINY, {}, cores=4, cpus=4)
+    assert on_four.expect["threads"] == {"OMP_NUM_THREADS": 4, "OPENBLAS_NUM_THREADS": 1} and not on_four.notes
+    on_two = make_case(PROFILES["pi5"], REGISTRY["fp32"], TINY, {}, cores=2, cpus=2)
+    assert on_two.expect["capped"] == {"OMP_NUM_THREADS": 2}
+    assert on_two.notes == ("OMP_NUM_THREADS=4 (profile setting) runs 2 threads: this process may use 2 CPUs",)
+    good = {"torch_threads": 2, "environment": {"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "1"},
+            "threadpools": [{"internal_api": "openmp", "num_threads": 2, "filepath": "libgomp"},
+                            {"internal_api": "openblas", "num_threads": 1, "filepath": "libopenblas"}]}
+    assert problems(on_two.expect, {"audit": good}) == []
+    ignored = {**good, "threadpools": [{"internal_api": "openblas", "num_threads": 2, "filepath": "libopenblas"}]}
+    assert problems(on_two.expect, {"audit": ignored}) == [
+        "OPENBLAS_NUM_THREADS=1 but the openblas pool of libopenblas runs 2 threads"
+    ]
+    # A recipe's own count is what it measures: not capped, so it cannot run on 2 CPUs.
+    recipe_set = make_case(PROFILES["pi5"], REGISTRY["omp4_openblas1"], TINY, {}, cores=2, cpus=2)
+    assert "capped" not in recipe_set.expect
+    assert "may use only 2 CPUs" in unmet(REGISTRY["omp4_openblas1"], recipe_set.expect["threads"], facts(cpus=2))
 
 
 def test_allocator_recipes_preload_the_library_and_expect_it_mapped() -> None:
@@ -234,7 +255,7 @@ def test_openvino_with_a_reduced_precision_or_a_dynamic_shape_is_a_problem() -> 
 
 
 def test_the_vram_cap_reaches_cuda_workers_only() -> None:
-    from sdperf.settings import Settings
+    from sdperf.pytest_plugin.options import Settings
 
     settings = Settings(profiles=PROFILES, model=None, emulate=None, recipes=None, run_override={},
                         progress_every_s=5.0, vram_cap_mib=6144)

@@ -11,19 +11,20 @@ import textwrap
 
 import pytest
 
-from sdperf.cases import make_case
+from sdperf.execution.cases import make_case
 from sdperf.models.store import ModelSpec
-from sdperf.profiles import load_profiles
-from sdperf.recipes import REGISTRY
-from sdperf.requirements import host_facts, unmet_for
-from sdperf.hardware import detect_host
+from sdperf.config.profiles import load_profiles
+from sdperf.config.recipes import REGISTRY
+from sdperf.host.capabilities import host_facts, unmet_for
+from sdperf.execution.environments import environment_python
+from sdperf.host.detection import detect_host
 
 QUICK = ("-m", "cpu", "--sdperf-profile=cpu", "--sdperf-rounds=1", "--sdperf-warmup=0", "--sdperf-progress=0", "-rs")
 PROFILES = load_profiles()
 
 
 def runnable_here(*names: str) -> list[str]:
-    facts = host_facts(detect_host())
+    facts = host_facts(detect_host(), environment_python)
     profile = PROFILES["cpu"]
     return [name for name in names if unmet_for(make_case(profile, REGISTRY[name], ModelSpec("tiny-sd15"), {}), facts) is None]
 
@@ -73,7 +74,10 @@ def test_a_thread_variable_overridden_inside_the_worker_fails_the_case(
     site = latency_suite.mkdir("site")
     (site / "sitecustomize.py").write_text(OVERRIDE)
     monkeypatch.setenv("PYTHONPATH", str(site))
-    result = latency_suite.runpytest_subprocess(*QUICK, "--sdperf-recipes=omp1,fp32", "--benchmark-json=run.json")
+    # Workers inherit no PYTHONPATH unless told to: name it, as a user would to pass a site-wide setting.
+    result = latency_suite.runpytest_subprocess(
+        *QUICK, "--sdperf-recipes=omp1,fp32", "--benchmark-json=run.json", "--sdperf-inherit-env=PYTHONPATH"
+    )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
         "*case cpu-omp1: recipe omp1 did not take effect: OMP_NUM_THREADS=1 was set, "
@@ -92,7 +96,7 @@ def test_a_recipe_that_cannot_take_effect_here_is_skipped_with_its_reason(latenc
     # ipex_bf16 is not a Pi recipe: it is not even collected for pi5.
     result.stdout.fnmatch_lines(["*test_latency[[]pi5-omp4_openblas1[]]*", "*1/* tests collected*"])
     assert "pi5-ipex_bf16" not in result.stdout.str()
-    if host_facts(detect_host()).cpus < 4:
+    if host_facts(detect_host(), environment_python).cpus < 4:
         ran = latency_suite.runpytest_subprocess(
             "-m", "pi5", "--sdperf-profile=pi5", "--sdperf-recipes=omp4_openblas1", "--sdperf-rounds=1", "-rs"
         )
@@ -112,10 +116,10 @@ def _in_worker(script: str, timeout: int = 600) -> str:
 
 CASE_SCRIPT = '''
 import dataclasses, json, sys
-from sdperf.cases import make_case
+from sdperf.execution.cases import make_case
 from sdperf.models.store import ModelSpec
-from sdperf.profiles import load_profiles
-from sdperf.recipes import REGISTRY
+from sdperf.config.profiles import load_profiles
+from sdperf.config.recipes import REGISTRY
 from sdperf.worker.pipeline import PipelineSession, WorkloadError
 
 def session(profile, recipe, model, on_cpu=False, **workload):

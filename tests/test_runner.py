@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from sdperf import protocol
-from sdperf.cases import Case
+from sdperf.common import protocol
+from sdperf.execution.cases import Case
 from sdperf.models.store import ModelSpec
-from sdperf.profiles import RunSize, Workload
-from sdperf.runner import Worker, WorkerFailed
+from sdperf.config.profiles import RunSize, Workload
+from sdperf.execution.process import Worker, WorkerFailed
 
 
 def _case(timeout_s: float = 30.0, env: dict | None = None) -> Case:

@@ -91,7 +91,7 @@ def test_results_table_and_pytest_benchmark_compare_read_the_saved_run(latency_s
 
 
 def test_saved_images_are_found_from_the_json_and_carry_their_settings(latency_suite: pytest.Pytester) -> None:
-    from sdperf.pngmeta import read_png
+    from sdperf.common.pngmeta import read_png
 
     result = latency_suite.runpytest_subprocess(
         "-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=1", "--sdperf-warmup=0",

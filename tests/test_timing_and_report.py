@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sdperf.bench import paired_overhead
-from sdperf.markdown import markdown_report
-from sdperf.report import results_table
-from sdperf.results import CaseResult
+from sdperf.judging.statistics import paired_overhead
+from sdperf.reporting.markdown import markdown_report
+from sdperf.reporting.table import results_table
+from sdperf.storage.results import CaseResult
 from sdperf.worker.timing import CallTimings
 
 
@@ -64,7 +64,7 @@ def test_table_shows_figures_failures_and_differing_images() -> None:
 
 
 def test_verdicts_and_published_figures_reach_the_table_and_the_markdown() -> None:
-    from sdperf.verdict import compare_samples
+    from sdperf.judging.statistics import compare_samples
 
     slower = compare_samples([1.0, 1.01, 0.99, 1.0, 1.02], [1.5, 1.51, 1.49, 1.5, 1.52])
     result = _result(

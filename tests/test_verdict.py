@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdperf.verdict import OUTCOMES, compare_paired, compare_samples
+from sdperf.judging.statistics import OUTCOMES, compare_paired, compare_samples
 
 
 def noisy(n: int, centre: float, spread: float, seed: int) -> list[float]:

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sdperf.plugin import MARKERS
-from sdperf.profiles import load_profiles
-from sdperf.settings import OPTIONS
+from sdperf.pytest_plugin.hooks import MARKERS
+from sdperf.config.profiles import load_profiles
+from sdperf.pytest_plugin.options import OPTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -167,7 +167,7 @@ def pytest_problems(arguments: list[str], where: str) -> list[str]:
 
 
 def sdperf_problems(arguments: list[str], where: str) -> list[str]:
-    from sdperf.cli import _parser
+    from sdperf.cli.main import _parser
 
     parser = _parser()
     errors = io.StringIO()

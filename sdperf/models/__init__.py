@@ -1,0 +1,1 @@
+"""Built-in models: their catalogue, seeded weights, offline tokenizers, the cache, and the builder."""

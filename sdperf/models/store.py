@@ -8,12 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 BUILTIN_MODELS = ("tiny-sd15", "tiny-sd3")
-_READY_MARKER = "sdperf-build.json"
+READY_MARKER = "sdperf-build.json"  # written last: a folder without it is unfinished
 
 
 def cache_root() -> Path:
@@ -66,7 +65,7 @@ def parse_model_option(value: str, source: str) -> ModelSpec:
 def pipeline_class_of(spec: ModelSpec) -> str:
     """The pipeline class a model folder declares (without importing diffusers)."""
     if spec.builtin:
-        from sdperf.models.tiny import RECIPES
+        from sdperf.models.catalog import RECIPES
 
         return RECIPES[spec.name]["pipeline"]
     index = json.loads((spec.path / "model_index.json").read_text(encoding="utf-8"))
@@ -74,7 +73,7 @@ def pipeline_class_of(spec: ModelSpec) -> str:
 
 
 def recipe_hash(name: str) -> str:
-    from sdperf.models.tiny import recipe_document
+    from sdperf.models.catalog import recipe_document
 
     canonical = json.dumps(recipe_document(name), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
@@ -82,30 +81,6 @@ def recipe_hash(name: str) -> str:
 
 def builtin_folder(name: str) -> Path:
     return cache_root() / f"{name}-{recipe_hash(name)}"
-
-
-def ensure_builtin(name: str) -> tuple[Path, bool]:
-    """Path of built-in model `name`, building it first if missing. Returns (path, built_now)."""
-    from filelock import FileLock
-
-    from sdperf.models.tiny import build, recipe_document
-
-    folder = builtin_folder(name)
-    if (folder / _READY_MARKER).is_file():
-        return folder, False
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # Parallel workers may ask at once: one builds, the others wait and reuse it.
-    with FileLock(str(folder) + ".lock"):
-        if (folder / _READY_MARKER).is_file():
-            return folder, False
-        staging = folder.with_name(folder.name + f".partial-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        build(name, staging)
-        (staging / _READY_MARKER).write_text(json.dumps(recipe_document(name), sort_keys=True), encoding="utf-8")
-        shutil.rmtree(folder, ignore_errors=True)
-        # Rename is atomic: a killed build never leaves a folder that looks complete.
-        os.replace(staging, folder)
-    return folder, True
 
 
 def _hash_weights(folder: Path, files: list[Path]) -> str:

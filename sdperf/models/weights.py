@@ -44,13 +44,3 @@ def seeded_values(name: str, shape: tuple[int, ...], seed: int):
         # Uniform on [-a, a] has std a/sqrt(3); aim for std 1/sqrt(fan_in).
         values = noise * math.sqrt(3.0 / fan_in)
     return values.astype("float32")
-
-
-def fill_seeded(module, seed: int) -> None:
-    """Overwrite every parameter of a torch module with its seeded values (buffers are left alone)."""
-    import torch
-
-    with torch.no_grad():
-        for name, param in module.named_parameters(remove_duplicate=False):
-            values = seeded_values(name, tuple(param.shape), seed)
-            param.copy_(torch.from_numpy(values).to(param.dtype))

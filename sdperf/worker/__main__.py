@@ -13,7 +13,7 @@ import sys
 import time
 import traceback
 
-from sdperf import protocol
+from sdperf.common import protocol
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,38 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sdperf.cases import PROCESS_START_VARIABLES
+from sdperf.common.packages import package_versions
 
-STACK_PACKAGES = (
-    "torch",
-    "diffusers",
-    "transformers",
-    "accelerate",
-    "safetensors",
-    "tokenizers",
-    "huggingface-hub",
-    "numpy",
-    "openvino",
-    "optimum-intel",
-    "optimum",
-    "nncf",
-    "pillow",
-)
 _ALLOCATORS = {"jemalloc": re.compile(r"libjemalloc"), "tcmalloc": re.compile(r"libtcmalloc")}
-
-
-def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in STACK_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def mapped_allocators(maps_file: Path = Path("/proc/self/maps")) -> list[str]:
@@ -64,7 +38,8 @@ def thread_audit() -> dict[str, Any]:
 def worker_audit() -> dict[str, Any]:
     audit = thread_audit()
     audit["allocators"] = mapped_allocators()
-    audit["environment"] = {name: os.environ.get(name) for name in PROCESS_START_VARIABLES}
+    # The worker starts from an allow-list (sdperf.execution.cases): everything it has was chosen.
+    audit["environment"] = dict(os.environ)
     # The CPUs this process may run on: proof that numactl/taskset pinning took effect.
     audit["cpus"] = sorted(os.sched_getaffinity(0))
     audit["packages"] = package_versions()

@@ -15,7 +15,8 @@ def main() -> int:
     import torch
     from diffusers import DiffusionPipeline
 
-    from sdperf.models.store import ModelSpec, ensure_builtin
+    from sdperf.models.build import ensure_builtin
+    from sdperf.models.store import ModelSpec
 
     case = json.loads(sys.argv[1])
     spec = ModelSpec.from_json(case["model"])

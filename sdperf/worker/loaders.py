@@ -113,7 +113,7 @@ def ir_folder(path: Path, cache: Path) -> Path:
     """Where the exported IR of this model is cached: keyed by the weights and the versions
     that shape the export, so a new optimum-intel or model never reuses a stale IR."""
     from sdperf.models.store import weight_digest
-    from sdperf.worker.audit import package_versions
+    from sdperf.common.packages import package_versions
 
     versions = package_versions()
     key = {

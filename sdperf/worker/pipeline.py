@@ -9,7 +9,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sdperf.models.store import ModelSpec, ensure_builtin, weight_digest
+from sdperf.common.packages import package_versions
+from sdperf.models.build import ensure_builtin
+from sdperf.models.store import ModelSpec, weight_digest
 from sdperf.worker import audit, loaders, transforms
 from sdperf.worker.timing import PhaseRecorder
 
@@ -122,7 +124,7 @@ class PipelineSession:
     def generation_settings(self, packages: dict[str, str | None]):
         """Everything needed to regenerate the image, for its PNG metadata."""
         from sdperf import __version__
-        from sdperf.pngmeta import GenerationSettings
+        from sdperf.common.pngmeta import GenerationSettings
 
         workload = self.case["workload"]
         guidance = workload.get("guidance")
@@ -150,11 +152,11 @@ class PipelineSession:
     def save_png(self, images, path: str) -> None:
         import numpy as np
 
-        from sdperf.pngmeta import write_png
+        from sdperf.common.pngmeta import write_png
 
         # The same float-to-8-bit conversion diffusers uses for output_type="pil".
         pixels = (np.clip(images[0], 0, 1) * 255).round().astype("uint8")
-        write_png(path, pixels, self.generation_settings(audit.package_versions()))
+        write_png(path, pixels, self.generation_settings(package_versions()))
 
     def generate(self, save_png: str | None = None) -> dict[str, Any]:
         arguments = self._call_arguments()

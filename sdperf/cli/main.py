@@ -1,0 +1,244 @@
+"""The `sdperf` command: model building, host diagnosis, recipes, dedicated environments,
+A/B runs of two dependency locks, baseline promotion and trend plots beside the pytest suite."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _build_model(args: argparse.Namespace) -> int:
+    from sdperf.models.build import ensure_builtin
+    from sdperf.models.store import BUILTIN_MODELS, weight_digest
+
+    if args.name not in BUILTIN_MODELS:
+        print(f"sdperf: model {args.name!r} is not built in; built-in: {', '.join(BUILTIN_MODELS)}", file=sys.stderr)
+        return 2
+    if args.out:
+        from sdperf.models.build import build
+
+        out = Path(args.out)
+        if out.exists() and any(out.iterdir()):
+            print(f"sdperf: --out {str(out)!r} exists and is not empty; choose a new folder", file=sys.stderr)
+            return 2
+        build(args.name, out)
+        path = out
+    else:
+        path, built = ensure_builtin(args.name)
+        print("built" if built else "already cached", file=sys.stderr)
+    print(f"{path}\nweights sha256 {weight_digest(path)}")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from sdperf.execution.cases import make_case
+    from sdperf.host.doctor import diagnose, format_findings
+    from sdperf.execution.environments import environment_python
+    from sdperf.host.detection import detect_host
+    from sdperf.host.devices import find_library
+    from sdperf.host.pi import read_throttle
+    from sdperf.host.sensors import read_thermal
+    from sdperf.models.store import ModelSpec
+    from sdperf.config.profiles import ProfileError, check_profile_name, load_profiles
+    from sdperf.config.recipes import ALLOCATORS, REGISTRY
+    from sdperf.execution.process import Worker, WorkerFailed
+
+    root = Path(args.host_root)
+    host = detect_host(root)
+    try:
+        name = check_profile_name(args.profile, "--profile") if args.profile else host.primary
+    except ProfileError as error:
+        print(f"sdperf: {error}", file=sys.stderr)
+        return 2
+    profile = load_profiles()[name]
+    case = make_case(profile, REGISTRY["fp32"], ModelSpec(name=profile.builtin_model), {"timeout_s": 120.0})
+    print(f"host: {host.reasons[host.primary]}")
+    print(f"profile: {name} ({'detected' if not args.profile else 'requested'}); matches here: {', '.join(host.matches)}")
+    audit = None
+    try:
+        with Worker(case) as worker:
+            worker.start()
+            audit = worker.request("audit")["audit"]
+    except WorkerFailed as error:
+        print(f"the worker could not start with the profile's settings: {error}")
+    if audit:
+        pools = ", ".join(sorted(f"{p.get('internal_api')} {p.get('num_threads')}" for p in audit["threadpools"]))
+        print(f"worker: torch {audit['torch_threads']} threads; pools: {pools}; allocators: {audit['allocators'] or 'libc'}")
+    libraries = {name: find_library(soname, root) for soname, name in ALLOCATORS.items()}
+    findings = diagnose(
+        host,
+        audit,
+        case.worker_environment(),
+        throttle=read_throttle(root),
+        profile=name,
+        libraries=libraries,
+        thermal=read_thermal(root),
+    )
+    print()
+    print(format_findings(findings))
+    return 1 if any(f.level == "error" for f in findings) else 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from sdperf.storage.baselines import BaselineError, promote
+
+    try:
+        target = promote(Path(args.run_file), Path(args.root), label=args.label)
+    except BaselineError as error:
+        print(f"sdperf: {error}", file=sys.stderr)
+        return 1
+    print(f"promoted {args.run_file} to {target}; commit it (through a pull request) to make it the baseline")
+    return 0
+
+
+def _trend(args: argparse.Namespace) -> int:
+    from sdperf.storage.baselines import BaselineError
+    from sdperf.reporting.trend import plot_trend, trend_points
+
+    try:
+        points = trend_points(Path(args.storage), args.case)
+        out = plot_trend(points, args.case, Path(args.out))
+    except BaselineError as error:
+        print(f"sdperf: {error}", file=sys.stderr)
+        return 1
+    for point in points:
+        print(f"{point.run}  {point.when}  median {point.median_s:.4f} s  {point.outcome}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _env_create(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from sdperf.execution.environments import ENVIRONMENTS, create, environment_folder
+
+    spec = ENVIRONMENTS.get(args.name)
+    if spec is None:
+        print(f"sdperf: environment {args.name!r} is unknown; known: {', '.join(sorted(ENVIRONMENTS))}", file=sys.stderr)
+        return 2
+    print(f"creating {environment_folder(args.name)}: {spec.summary}; {spec.download_note}", file=sys.stderr)
+    try:
+        python = create(args.name)
+    except subprocess.CalledProcessError as error:
+        print(f"sdperf: creating environment {args.name!r} failed: {' '.join(map(str, error.cmd))} "
+              f"exited with {error.returncode}; fix what pip printed above and run this again", file=sys.stderr)
+        return 1
+    print(f"environment {args.name} ready: {python}")
+    return 0
+
+
+def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    import pytest
+
+    from sdperf.execution.ab_sides import ensure_environments
+    from sdperf.execution.environments import ROOT, LockError
+
+    base, head = Path(args.base).resolve(), Path(args.head).resolve()
+    try:
+        # Built here, before pytest starts, so a lock that cannot install is a usage error;
+        # the run's summary then names both sides and what B installs differently.
+        ensure_environments(base, head, say=lambda line: print(line, file=sys.stderr, flush=True))
+    except LockError as error:
+        print(f"sdperf: {error}", file=sys.stderr)
+        return 2
+    # The suite's own latency cases, selected as in any pytest run (-m, -k, --sdperf-recipes ...).
+    return int(pytest.main([str(ROOT / "perf" / "test_latency.py"), f"--sdperf-ab={base},{head}", *pytest_args]))
+
+
+def _env_prune(args: argparse.Namespace) -> int:
+    from sdperf.execution.environments import prune_lock_environments
+
+    if args.keep < 0:
+        print(f"sdperf: --keep {args.keep}: give a count >= 0", file=sys.stderr)
+        return 2
+    removed = prune_lock_environments(args.keep)
+    for folder in removed:
+        print(f"removed {folder}")
+    print(f"{len(removed)} lock environment(s) removed; the {args.keep} most recently used are kept")
+    return 0
+
+
+def _recipes(args: argparse.Namespace) -> int:
+    from sdperf.execution.cases import make_case
+    from sdperf.execution.environments import environment_python
+    from sdperf.host.detection import detect_host
+    from sdperf.models.store import ModelSpec
+    from sdperf.config.profiles import load_profiles
+    from sdperf.config.recipes import REGISTRY
+    from sdperf.host.capabilities import host_facts, unmet_for
+
+    profiles = load_profiles()
+    facts = host_facts(detect_host(Path(args.host_root)), environment_python)
+    for name, profile in profiles.items():
+        if args.profile and name != args.profile:
+            continue
+        print(f"{name} (control: {profile.control})")
+        for recipe_name in profile.recipes:
+            recipe = REGISTRY[recipe_name]
+            reason = unmet_for(make_case(profile, recipe, ModelSpec(name=profile.builtin_model), {}), facts)
+            print(f"  {recipe_name:<28} {'runs here' if reason is None else 'skipped: ' + reason}")
+            print(f"  {'':<28} {recipe.summary}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdperf", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build-model", help="build a built-in model into the cache (or --out DIR)")
+    build.add_argument("name", help="tiny-sd15 or tiny-sd3")
+    build.add_argument("--out", help="write to this new folder instead of the cache")
+    build.set_defaults(run=_build_model)
+    doctor = commands.add_parser("doctor", help="what on this host will ruin the numbers, and how to fix it")
+    doctor.add_argument("--profile", help="check the settings of this profile (default: the detected one)")
+    doctor.add_argument("--host-root", default="/", help="read /proc and /sys under this folder")
+    doctor.set_defaults(run=_doctor)
+    promote = commands.add_parser(
+        "promote", help="make a saved valid run the newest baseline of its profile (baselines/<profile>/)"
+    )
+    promote.add_argument("run_file", metavar="RUN", help="a run's JSON (.benchmarks/<profile>/.../NNNN_*.json or --benchmark-json output)")
+    promote.add_argument("--root", default=".", help="project folder holding baselines/ (default: here)")
+    promote.add_argument("--label", default="baseline", help="name part of the new file (default: baseline)")
+    promote.set_defaults(run=_promote)
+    trend = commands.add_parser("trend", help="plot a case's latency across saved runs, marked by verdict")
+    trend.add_argument("case", help="test id (cpu-fp32) or full test name")
+    trend.add_argument("--storage", required=True, help="folder of saved runs, e.g. .benchmarks/cpu")
+    trend.add_argument("--out", default="trend.png", help="PNG to write (default: trend.png)")
+    trend.set_defaults(run=_trend)
+    recipes = commands.add_parser("recipes", help="each profile's recipes, what they do, and whether they run here")
+    recipes.add_argument("--profile", help="only this profile")
+    recipes.add_argument("--host-root", default="/", help="read /proc and /sys under this folder")
+    recipes.set_defaults(run=_recipes)
+    ab = commands.add_parser(
+        "ab",
+        help="does a dependency upgrade make anything slower, hungrier or different? each case in both locks' "
+        "environments, alternately; further options go to pytest (-m pi5, -k fp32, --sdperf-rounds 20 ...)",
+    )
+    ab.add_argument("base", metavar="BASE_LOCK", help="the current lock, e.g. the main branch's constraints.txt (side A)")
+    ab.add_argument("head", metavar="HEAD_LOCK", help="the proposed lock (side B)")
+    ab.set_defaults(run=_ab, passes_unknown=True)
+    env = commands.add_parser("env", help="dedicated Python environments some recipes run in (ipex_bf16)")
+    env_commands = env.add_subparsers(dest="env_command", required=True)
+    env_create = env_commands.add_parser("create", help="create (or finish) an environment; cached under sdperf's cache")
+    env_create.add_argument("name", help="environment name, e.g. ipex")
+    env_create.set_defaults(run=_env_create)
+    env_prune = env_commands.add_parser(
+        "prune", help="remove the lock environments of `sdperf ab` but the most recently used (each takes gigabytes)"
+    )
+    env_prune.add_argument("--keep", type=int, default=2, help="how many to keep (default: 2, a gate's A and B)")
+    env_prune.set_defaults(run=_env_prune)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "passes_unknown", False):
+        return args.run(args, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

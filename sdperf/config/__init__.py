@@ -1,0 +1,1 @@
+"""Configuration as data: hardware profiles and their TOML, and the recipe registry."""

@@ -1,0 +1,1 @@
+"""Deciding from measurements: statistics, verdicts, proof that settings took effect, image comparison."""

@@ -1,0 +1,130 @@
+"""The built-in models as data: each a recipe (configs, seed) that the builder turns into
+a diffusers folder. Light on imports: the pytest process reads it to know a model's pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sdperf.models import tokenizers as tok
+from sdperf.models.weights import SCHEME_VERSION
+
+# Bump when build code changes in a way the recipe data does not show.
+BUILD_VERSION = 1
+
+_CLIP = {
+    "vocab_size": tok.CLIP_VOCAB_SIZE,
+    "bos_token_id": tok.CLIP_BOS_ID,
+    "eos_token_id": tok.CLIP_EOS_ID,
+    "pad_token_id": tok.CLIP_EOS_ID,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+    "max_position_embeddings": 77,
+    "layer_norm_eps": 1e-5,
+    "hidden_act": "quick_gelu",
+}
+
+TINY_SD15: dict[str, Any] = {
+    "pipeline": "StableDiffusionPipeline",
+    "seed": 0,
+    "unet": {
+        "sample_size": 32,
+        "in_channels": 4,
+        "out_channels": 4,
+        "block_out_channels": [32, 64],
+        "layers_per_block": 1,
+        "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+        "cross_attention_dim": 32,
+        "attention_head_dim": 8,
+        "norm_num_groups": 8,
+    },
+    # Four blocks: a VAE scale factor of 8, as in SD 1.5.
+    "vae": {
+        "in_channels": 3,
+        "out_channels": 3,
+        "latent_channels": 4,
+        "block_out_channels": [8, 16, 16, 16],
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "layers_per_block": 1,
+        "norm_num_groups": 8,
+        "sample_size": 256,
+        "scaling_factor": 0.18215,
+    },
+    "text_encoder": dict(_CLIP),
+    # SD 1.5's scheduler settings.
+    "scheduler": {
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "num_train_timesteps": 1000,
+        "skip_prk_steps": True,
+        "set_alpha_to_one": False,
+        "steps_offset": 1,
+    },
+}
+
+TINY_SD3: dict[str, Any] = {
+    "pipeline": "StableDiffusion3Pipeline",
+    "seed": 0,
+    "transformer": {
+        "sample_size": 32,
+        "patch_size": 2,
+        "in_channels": 4,
+        "out_channels": 4,
+        "num_layers": 2,
+        "attention_head_dim": 8,
+        "num_attention_heads": 4,
+        "caption_projection_dim": 32,
+        "joint_attention_dim": 64,
+        "pooled_projection_dim": 64,
+        "pos_embed_max_size": 96,
+    },
+    "vae": {
+        "in_channels": 3,
+        "out_channels": 3,
+        "latent_channels": 4,
+        "block_out_channels": [8, 16, 16, 16],
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "layers_per_block": 1,
+        "norm_num_groups": 8,
+        "sample_size": 256,
+        "use_quant_conv": False,
+        "use_post_quant_conv": False,
+        "shift_factor": 0.0609,
+        "scaling_factor": 1.5035,
+    },
+    "text_encoder": dict(_CLIP, projection_dim=32, hidden_act="gelu"),
+    "text_encoder_2": dict(_CLIP, projection_dim=32, hidden_act="gelu"),
+    # Two CLIPs concatenate to 64 features, T5's width: same joint shape as SD3.
+    "text_encoder_3": {
+        "vocab_size": len(tok.t5_vocabulary()),
+        "d_model": 64,
+        "d_kv": 16,
+        "d_ff": 128,
+        "num_layers": 2,
+        "num_heads": 4,
+        "relative_attention_num_buckets": 8,
+        "feed_forward_proj": "gated-gelu",
+        "pad_token_id": tok.T5_PAD_ID,
+        "eos_token_id": tok.T5_EOS_ID,
+        "decoder_start_token_id": tok.T5_PAD_ID,
+    },
+    "tokenizer_3_max_length": 256,
+    "scheduler": {"num_train_timesteps": 1000, "shift": 3.0},
+}
+
+RECIPES: dict[str, dict[str, Any]] = {"tiny-sd15": TINY_SD15, "tiny-sd3": TINY_SD3}
+
+
+def recipe_document(name: str) -> dict[str, Any]:
+    """Everything the bytes of a built model depend on (hashed into its cache key)."""
+    return {
+        "name": name,
+        "recipe": RECIPES[name],
+        "weights_scheme": SCHEME_VERSION,
+        "build_version": BUILD_VERSION,
+    }

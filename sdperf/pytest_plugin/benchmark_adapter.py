@@ -1,0 +1,137 @@
+"""Every use of pytest-benchmark beyond its documented hooks, in one place.
+
+pytest-benchmark offers no public way to choose its storage per hardware profile,
+to find the entry a test was compared with, or to read its machine id, so this
+module reaches into it. Its next release can break this file and no other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEFAULT_STORAGE = "file://./.benchmarks"
+
+# Finds the stored baseline's entry for a test (pytest-benchmark's fullname): (entry, file) or None.
+BaselineLookup = Callable[[str], "tuple[dict, str] | None"]
+
+
+def refuse_unmeasurable_modes(config: pytest.Config) -> None:
+    """Modes in which pytest-benchmark quietly runs each case once and saves nothing:
+    refused with the reason, never half-honoured."""
+    if getattr(config.option, "benchmark_disable", False):
+        raise pytest.UsageError(
+            "--benchmark-disable: sdperf cases are benchmarks; with it pytest-benchmark runs one round and records "
+            "nothing. Deselect them instead (-m 'not cpu', -k ...) or run the suite's own tests (pytest tests)"
+        )
+    workers = getattr(config.option, "numprocesses", None)
+    if workers not in (None, 0, "0"):
+        raise pytest.UsageError(
+            f"-n {workers} (pytest-xdist): pytest-benchmark disables itself under xdist, and cases timed side by "
+            "side would slow each other down; run without -n"
+        )
+
+
+def wants_storage(config: pytest.Config) -> bool:
+    """True when the run saves to or compares with pytest-benchmark's storage."""
+    option = config.option
+    return bool(
+        getattr(option, "benchmark_save", None) or getattr(option, "benchmark_autosave", False)
+        or getattr(option, "benchmark_compare", None)
+    )
+
+
+def storage_is_default(config: pytest.Config) -> bool:
+    return getattr(config.option, "benchmark_storage", None) == DEFAULT_STORAGE
+
+
+def set_storage(config: pytest.Config, folder: Path) -> None:
+    """Save and compare in `folder` (before pytest-benchmark reads the option)."""
+    config.option.benchmark_storage = f"file://{folder}"
+
+
+def storage_text(config: pytest.Config) -> str:
+    return str(getattr(config.option, "benchmark_storage", ""))
+
+
+def compare_option(config: pytest.Config):
+    """--benchmark-compare: None/False (not given), True (bare), or the value given."""
+    return getattr(config.option, "benchmark_compare", None)
+
+
+def compare_fail_given(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "benchmark_compare_fail", None))
+
+
+def compare_with(config: pytest.Config, target: str | bool) -> None:
+    """Point --benchmark-compare at a file (str), or turn it off (False)."""
+    config.option.benchmark_compare = target
+
+
+def runs_in_storage(config: pytest.Config, compare) -> list[str]:
+    """The saved runs --benchmark-compare means in pytest-benchmark's own terms: the newest
+    run in the storage (bare), or those a value names."""
+    from pytest_benchmark.storage.file import FileStorage
+    from pytest_benchmark.utils import get_machine_id
+
+    storage = storage_text(config).removeprefix("file://")
+    runs = FileStorage(storage, logger=None, default_machine_id=get_machine_id())
+    return [str(path) for path in (runs.query("[0-9][0-9][0-9][0-9]_")[-1:] if compare is True else runs.query(str(compare)))]
+
+
+def machine_id() -> str:
+    """pytest-benchmark's folder name for this machine (OS, Python implementation and version)."""
+    from pytest_benchmark.utils import get_machine_id
+
+    return get_machine_id()
+
+
+def baseline_lookup(config: pytest.Config) -> BaselineLookup | None:
+    """Lookup of a test's entry in the run compared against, as pytest-benchmark loaded it."""
+    session = getattr(config, "_benchmarksession", None)
+    mapping = getattr(session, "compared_mapping", None) or {}
+    if not mapping:
+        return None
+
+    def find(fullname: str):
+        found = None
+        for path, benches in mapping.items():
+            if fullname in benches:
+                found = (benches[fullname], str(path))
+        return found
+
+    return find
+
+
+class Timer:
+    """The `benchmark` fixture of one test, requested only when timing starts, so a case
+    that fails before timing leaves no empty benchmark behind."""
+
+    def __init__(self, request: pytest.FixtureRequest, group: str) -> None:
+        self._request = request
+        self._group = group
+        self._fixture: Any = None
+
+    @property
+    def fixture(self) -> Any:
+        if self._fixture is None:
+            self._fixture = self._request.getfixturevalue("benchmark")
+            self._fixture.group = self._group
+        return self._fixture
+
+    @property
+    def fullname(self) -> str:
+        return self.fixture.fullname
+
+    def rounds(self, one_round: Callable[[], None], setup: Callable[[], None] | None,
+               teardown: Callable[[], None] | None, rounds: int) -> None:
+        """Time `one_round` `rounds` times in pedantic mode: no calibration loops (a round of real
+        weights can take half an hour), `setup` and `teardown` untimed around each."""
+        self.fixture.pedantic(one_round, setup=setup, teardown=teardown, rounds=rounds, warmup_rounds=0, iterations=1)
+
+    def record(self, **extra: Any) -> None:
+        """Add to the benchmark's `extra_info` (saved with it)."""
+        self.fixture.extra_info.update(extra)

@@ -1,0 +1,1 @@
+"""What a person reads: the terminal table, Markdown, trend plots."""

@@ -1,0 +1,140 @@
+"""The results table printed at the end of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sdperf.storage.results import CaseResult
+from sdperf.judging.statistics import Verdict
+
+_COLUMNS = (
+    "case",
+    "model",
+    "status",
+    "rounds",
+    "mean s",
+    "median s",
+    "first s",
+    "load s",
+    "text s",
+    "denoise s",
+    "vae s",
+    "s/step",
+    "peak RSS MiB",
+    "image",
+    "vs baseline",
+    "vs control",
+)
+
+
+def verdict_cell(result: CaseResult, against: str) -> str:
+    """Latency outcome and ratio against the baseline or the interleaved control, or '-'."""
+    verdict = result.verdicts.get(against, {}).get("latency")
+    if not verdict:
+        return "-"
+    return f"{verdict['outcome']} {verdict['ratio'] - 1:+.1%}"
+
+
+def control_header(results: Iterable[CaseResult]) -> str:
+    """"vs control", or "B vs A" for an A/B run."""
+    return "B vs A" if any("ab" in result.verdicts for result in results) else "vs control"
+
+
+def control_cell(result: CaseResult) -> str:
+    """The "vs control" column: the interleaved control, or in an A/B run side A."""
+    return verdict_cell(result, "ab" if "ab" in result.verdicts else "control")
+
+
+def verdict_lines(result: CaseResult) -> list[str]:
+    """One line per verdict with its interval, p-value and sample counts, and an A/B run's image comparison."""
+    lines = []
+    labels = (
+        ("baseline", f"vs baseline {result.baseline_source}"),
+        ("control", f"vs {result.control_recipe} interleaved"),
+        ("ab", "B vs A interleaved"),
+    )
+    for against, label in labels:
+        for name, fields in result.verdicts.get(against, {}).items():
+            lines.append(f"{result.case_id} {label}: {name} {Verdict(**fields).describe()}")
+    if result.ab_image:
+        lines.append(f"{result.case_id} B vs A: image {result.ab_image['outcome']}: {result.ab_image['detail']}")
+    return lines
+
+
+def format_seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _row(result: CaseResult) -> list[str]:
+    phases = result.phase_means()
+    peak = result.peak_rss_bytes()
+    hashes = result.image_hashes()
+    image = "-" if not hashes else hashes[0][:12] + ("" if len(hashes) == 1 else f" (+{len(hashes) - 1} differ!)")
+    return [
+        result.case_id,
+        result.model,
+        result.status,
+        str(len(result.rounds)),
+        format_seconds(result.mean_s),
+        format_seconds(result.median_s),
+        format_seconds(result.first_call_s),
+        format_seconds(result.load.get("load_s")),
+        format_seconds(phases.get("text_encoding_s")),
+        format_seconds(phases.get("denoise_s")),
+        format_seconds(phases.get("vae_decode_s")),
+        format_seconds(result.seconds_per_step()),
+        "-" if peak is None else f"{peak / 2**20:.0f}",
+        image,
+        verdict_cell(result, "baseline"),
+        control_cell(result),
+    ]
+
+
+def _timed(results: list[CaseResult]) -> list[CaseResult]:
+    return [r for r in results if r.status != "skipped" and r.kind in ("latency", "harness")]
+
+
+def detail_lines(results: Iterable[CaseResult]) -> list[str]:
+    """What follows the table, in the terminal and in Markdown alike: failures, notes and
+    verdicts per timed case, then checks, skips grouped by reason, and published figures."""
+    everything = list(results)
+    timed = _timed(everything)
+    checks = [r for r in everything if r.status != "skipped" and r.kind not in ("latency", "harness")]
+    lines = []
+    for result in timed:
+        if result.status in ("failed", "invalid", "regressed") and result.reason:
+            lines.append(f"{result.case_id} {result.status}: {result.reason}")
+        lines.extend(f"{result.case_id}: {note}" for note in result.notes)
+        lines.extend(verdict_lines(result))
+    for check in checks:
+        detail = check.reason if check.status != "passed" else "; ".join(check.notes)
+        lines.append(f"{check.case_id}: {check.status}{': ' + detail if detail else ''}")
+    skipped: dict[str, list[str]] = {}
+    for result in everything:
+        if result.status == "skipped":
+            skipped.setdefault(result.reason, []).append(result.case_id)
+    for reason, cases in skipped.items():
+        lines.append(f"skipped ({', '.join(cases)}): {reason}")
+    for result in timed:
+        ref = result.reference
+        if ref:
+            comparable = f" (not comparable: {ref['why_not']})"
+            if ref["comparable"] and result.median_s:
+                comparable = f"; measured here {result.median_s:.1f} s ({result.median_s / ref['latency_s'] - 1:+.0%})"
+            lines.append(
+                f"{result.case_id} published: {ref['latency_s']:g} s, {ref['label']}{comparable}; source: {ref['source']}"
+            )
+    return lines
+
+
+def results_table(results: Iterable[CaseResult]) -> list[str]:
+    """Aligned text lines: one row per timed case, then `detail_lines`."""
+    everything = list(results)
+    timed = _timed(everything)
+    lines = []
+    if timed:
+        rows = [[*_COLUMNS[:-1], control_header(timed)]] + [_row(r) for r in timed]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines + detail_lines(everything)

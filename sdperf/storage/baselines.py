@@ -1,0 +1,161 @@
+"""Saved runs and baselines: pytest-benchmark JSON files, validated on load, promoted on purpose.
+
+Layout: `baselines/<storage key>/<pytest-benchmark machine id>/NNNN_baseline.json`,
+the storage key being the host's profile or `emulated-<profile>`. That is a
+pytest-benchmark storage folder, so `pytest-benchmark --storage baselines/pi5
+compare` reads it as it reads `.benchmarks/`. The newest number is the baseline;
+promotion adds a file and never replaces one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sdperf.storage.results import READABLE_SCHEMAS, RESULT_SCHEMA_VERSION
+
+_NUMBERED = re.compile(r"^(\d{4})_.*\.json$")
+
+
+class BaselineError(ValueError):
+    """A run or baseline file is unusable, or a promotion is refused; the message names the file."""
+
+
+def baseline_folder(root: Path, key: str) -> Path:
+    return root / "baselines" / key
+
+
+def numbered_runs(folder: Path) -> list[Path]:
+    """Every `NNNN_*.json` under `folder` (any machine id), oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [path for path in folder.glob("*/*.json") if _NUMBERED.match(path.name)]
+    return sorted(found, key=lambda path: (path.name, str(path.parent)))
+
+
+def latest_baseline(root: Path, key: str) -> Path | None:
+    runs = numbered_runs(baseline_folder(root, key))
+    return runs[-1] if runs else None
+
+
+def load_run(path: Path) -> dict[str, Any]:
+    """Read a saved run (pytest-benchmark JSON with our `sdperf` part) and check its shape."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise BaselineError(f"{path}: cannot be read: {error.strerror}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BaselineError(
+            f"{path}: not valid JSON ({error.msg} at line {error.lineno}); the file is truncated or was "
+            "not written by pytest-benchmark; restore it from version control or delete it"
+        ) from None
+    if not isinstance(document, dict):
+        raise BaselineError(f"{path}: expected a JSON object, found {type(document).__name__}")
+    missing = [key for key in ("machine_info", "benchmarks", "datetime") if key not in document]
+    if missing:
+        raise BaselineError(f"{path}: not a pytest-benchmark result: missing {', '.join(missing)}")
+    ours = document.get("sdperf")
+    if not isinstance(ours, dict):
+        raise BaselineError(f"{path}: no 'sdperf' section: saved by pytest-benchmark without the sdperf plugin")
+    if ours.get("schema") not in READABLE_SCHEMAS:
+        raise BaselineError(
+            f"{path}: sdperf schema {ours.get('schema')!r}; this sdperf reads schemas "
+            f"{', '.join(map(str, READABLE_SCHEMAS))}: rerun and save it with this version"
+        )
+    if not isinstance(document["benchmarks"], list) or not isinstance(ours.get("cases"), list):
+        raise BaselineError(f"{path}: 'benchmarks' and 'sdperf.execution.cases' must be lists")
+    for index, bench in enumerate(document["benchmarks"]):
+        if not isinstance(bench, dict) or "fullname" not in bench or "stats" not in bench:
+            raise BaselineError(f"{path}: benchmark #{index} lacks 'fullname' or 'stats'")
+        if not isinstance(bench.get("extra_info", {}).get("latencies_s", []), list):
+            raise BaselineError(f"{path}: benchmark {bench['fullname']!r}: extra_info.latencies_s must be a list")
+    return document
+
+
+def machine_id(document: dict[str, Any], source: Path) -> str:
+    """pytest-benchmark's folder name for the machine that saved the run (recorded at save time)."""
+    found = document["machine_info"].get("sdperf", {}).get("machine_id")
+    if not found or "/" in found or found.startswith("."):
+        raise BaselineError(f"{source}: machine_info.sdperf.machine_id is missing or unusable ({found!r})")
+    return found
+
+
+def promotion_refusals(document: dict[str, Any]) -> list[str]:
+    """Why a run cannot become a baseline (empty when it can)."""
+    reasons = []
+    if document["sdperf"].get("ab"):
+        # Its timings are B's, measured beside A's: a comparison, not a profile's baseline.
+        reasons.append("it is an A/B run of two locks (sdperf ab); promote a run of the suite itself")
+    cases = document["sdperf"]["cases"]
+    for case in cases:
+        if case.get("status") in ("failed", "invalid"):
+            reasons.append(f"{case['case_id']} {case['status']}: {case.get('reason') or 'no reason recorded'}")
+    if not any(case.get("kind") == "latency" and case.get("status") in ("passed", "regressed") for case in cases):
+        reasons.append("no latency case passed in this run")
+    if not document["benchmarks"]:
+        reasons.append("the run saved no benchmark timings")
+    return reasons
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically, refusing to replace a file that exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".promote-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.link(temporary, path)  # fails if `path` exists: nothing is overwritten
+    except FileExistsError:
+        raise BaselineError(f"{path} exists already; promotion never replaces a baseline") from None
+    finally:
+        os.unlink(temporary)
+
+
+def promote(run: Path, root: Path, label: str = "baseline") -> Path:
+    """Make a saved, valid run the newest baseline of its storage key; returns the new file."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
+        raise BaselineError(f"label {label!r}: use letters, digits, '.', '_' or '-' (it becomes part of a file name)")
+    document = load_run(run)
+    refusals = promotion_refusals(document)
+    if refusals:
+        raise BaselineError(f"{run} cannot be promoted:\n  " + "\n  ".join(refusals))
+    if document["sdperf"].get("schema") != RESULT_SCHEMA_VERSION:
+        raise BaselineError(f"{run}: schema {document['sdperf'].get('schema')} is old; promote a run of this version")
+    key = document["machine_info"].get("sdperf", {}).get("storage_key")
+    if not key:
+        raise BaselineError(f"{run}: machine_info.sdperf.storage_key is missing; cannot tell which profile it is for")
+    folder = baseline_folder(root, key)
+    existing = numbered_runs(folder)
+    number = int(existing[-1].name[:4]) + 1 if existing else 1
+    target = folder / machine_id(document, run) / f"{number:04d}_{label}.json"
+    _write_new(target, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return target
+
+
+def machine_differences(current: dict[str, Any], saved: dict[str, Any]) -> list[str]:
+    """What differs between this run's machine_info and a baseline's, in the terms that
+    matter for a comparison (pytest-benchmark's own check prints both dicts whole)."""
+    differences = []
+    for label, path in (("python", ("python_version",)), ("kernel", ("release",)), ("node", ("node",)),
+                        ("CPU", ("cpu", "brand_raw")), ("profile key", ("sdperf", "storage_key")),
+                        ("lock", ("sdperf", "lock_sha256"))):
+        now, then = current, saved
+        for key in path:
+            now = now.get(key) if isinstance(now, dict) else None
+            then = then.get(key) if isinstance(then, dict) else None
+        if now != then:
+            differences.append(f"{label} {then} -> {now}")
+    packages_now = current.get("sdperf", {}).get("packages", {}) or {}
+    packages_then = saved.get("sdperf", {}).get("packages", {}) or {}
+    for name in sorted(set(packages_now) | set(packages_then)):
+        if packages_now.get(name) != packages_then.get(name):
+            differences.append(f"{name} {packages_then.get(name)} -> {packages_now.get(name)}")
+    return differences
