@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from sdperf.execution import ab_sides as ab
 from sdperf.judging.images import compare_images
 from sdperf.judging import verdicts as judge
 from sdperf.storage.baselines import promotion_refusals

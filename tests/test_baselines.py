@@ -32,7 +32,8 @@ def run_document(statuses: dict[str, str] | None = None, latencies: list[float] 
         "sdperf": {"schema": RESULT_SCHEMA_VERSION, "cases": [
             {"case_id": case, "kind": "latency", "status": status, "reason": "worker killed" if status != "passed" else ""}
             for case, status in statuses.items()
-        ]},
+        ], "run": {"selected": [f"perf/test_latency.py::test_latency[{case}]" for case in statuses], "unfinished": [],
+                   "errors": {}, "collection_errors": 0, "interrupted": False, "exitstatus": 0}},
     }
 
 
@@ -152,3 +153,27 @@ def test_machine_differences_name_what_changed_since_the_baseline() -> None:
                           "workers": {}}}
     assert machine_differences(current, saved) == ["lock a -> b", "torch 2.12.0 -> 2.13.0"]
     assert machine_differences(saved, saved) == []
+
+
+@pytest.mark.parametrize(
+    ("run", "refusal"),
+    [
+        ({"interrupted": True, "exitstatus": 2}, "the run was interrupted (exit status 2)"),
+        ({"errors": {"perf/test_latency.py::test_latency[pi5-omp1]": "error in setup: boom"}},
+         "perf/test_latency.py::test_latency[pi5-omp1]: error in setup: boom"),
+        ({"unfinished": ["perf/test_latency.py::test_latency[pi5-omp1]"]},
+         "cases selected but not finished: perf/test_latency.py::test_latency[pi5-omp1]"),
+        ({"collection_errors": 1}, "1 collection error(s): some cases were never collected"),
+        (None, "it records no run completeness (saved before schema 4)"),
+    ],
+)
+def test_promotion_refuses_a_run_that_is_not_complete(tmp_path: Path, run: dict | None, refusal: str) -> None:
+    document = run_document()
+    if run is None:
+        del document["sdperf"]["run"]
+    else:
+        document["sdperf"]["run"].update(run)
+    with pytest.raises(BaselineError) as error:
+        promote(write(tmp_path / "run.json", document), tmp_path)
+    assert refusal in str(error.value)
+    assert not (tmp_path / "baselines").exists()

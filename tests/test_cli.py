@@ -53,3 +53,10 @@ def test_doctor_reads_a_throttled_pi_under_host_root(tmp_path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "profile: pi5 (detected)" in result.stdout
     assert "error [pi-under-voltage]" in result.stdout and "5 V 5 A" in result.stdout
+
+
+def test_recipes_of_an_unknown_profile_is_an_error_naming_the_known_ones() -> None:
+    # It printed nothing and exited 0.
+    result = _sdperf("recipes", "--profile", "pi6")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "--profile: profile 'pi6' is unknown; known: cpu, pi5, pi4, sapphire_rapids, cuda_lowvram" in result.stderr

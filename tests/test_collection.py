@@ -84,3 +84,37 @@ def test_model_folder_without_index_is_refused(latency_suite: pytest.Pytester) -
     result = latency_suite.runpytest_subprocess("--collect-only", f"--sdperf-model={folder}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*has no model_index.json; point it at a diffusers pipeline folder*"])
+
+
+FAKE_NVIDIA_SMI = "#!/bin/sh\necho called >> \"$NVIDIA_SMI_CALLS\"\nexit 1\n"
+
+
+def test_help_and_a_run_that_keeps_nothing_never_run_nvidia_smi(
+    latency_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = latency_suite.mkdir("bin")
+    (bin_dir / "nvidia-smi").write_text(FAKE_NVIDIA_SMI)
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    calls = latency_suite.path / "calls.txt"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("NVIDIA_SMI_CALLS", str(calls))
+    latency_suite.runpytest_subprocess("--help").stdout.fnmatch_lines(["*--sdperf-model*"])
+    latency_suite.runpytest_subprocess("--collect-only", "-q", "-m", "cpu")
+    assert not calls.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--benchmark-disable"], "*--benchmark-disable: sdperf cases are benchmarks*runs one round and records nothing*"),
+        (["--numprocesses=2"], "*-n 2 (pytest-xdist): pytest-benchmark disables itself under xdist*run without -n*"),
+    ],
+)
+def test_modes_that_would_leave_one_unsaved_round_are_refused(
+    latency_suite: pytest.Pytester, options: list[str], message: str
+) -> None:
+    # xdist is not installed here: a conftest adds its option as xdist does.
+    latency_suite.makeconftest('def pytest_addoption(parser):\n    parser.addoption("--numprocesses", dest="numprocesses")\n')
+    result = latency_suite.runpytest_subprocess("--collect-only", *options)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

@@ -134,3 +134,49 @@ def test_interleaved_rounds_are_judged_in_pairs_and_a_memory_budget_fails_with_t
     (case,) = saved["sdperf"]["cases"]
     assert case["status"] == "failed" and "over the cpu budget of 1 MiB" in case["reason"]
     assert "over the cpu budget" in (latency_suite.path / "out" / "summary.md").read_text()
+
+
+def test_an_interleaved_slowdown_fails_the_case_like_any_regression(
+    latency_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It used to print "slower" and pass. Every pair's rounds now carry their worker.
+    monkeypatch.setenv("SDPERF_TESTONLY_SLOWDOWN", "1.0")
+    result = latency_suite.runpytest_subprocess(
+        *EMULATED, "--sdperf-recipes=testonly_slowdown", "--sdperf-rounds=6", "--sdperf-interleave",
+        "--benchmark-json=run.json",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*case cpu-testonly_slowdown regressed: against the interleaved control: latency slower: +*"])
+    (case,) = json.loads((latency_suite.path / "run.json").read_text())["sdperf"]["cases"]
+    assert case["status"] == "regressed"
+    # Fresh workers on both sides after 5 pairs (pairs_per_worker): rounds 1-5 in worker 0, round 6 in worker 1.
+    assert [r["worker"] for r in case["rounds"]] == [0] * 5 + [1]
+    assert [r["worker"] for r in case["control_rounds"]] == [0] * 5 + [1]
+
+
+BROKEN_FIXTURE = '''
+import pytest
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("set-up failed")
+
+def test_latency(sdperf_bench):
+    sdperf_bench.latency()
+
+def test_latency_broken(sdperf_bench, broken):
+    sdperf_bench.latency()
+'''
+
+
+def test_a_run_with_a_case_that_errored_is_not_promoted_and_says_which(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture
+) -> None:
+    pytester.makepyfile(test_latency=BROKEN_FIXTURE)
+    result = pytester.runpytest_subprocess(*EMULATED, "--sdperf-recipes=fp32", "--sdperf-rounds=2",
+                                           "--benchmark-json=run.json")
+    result.assert_outcomes(passed=1, errors=1)
+    assert main(["promote", str(pytester.path / "run.json"), "--root", str(pytester.path)]) == 1
+    refusal = capsys.readouterr().err
+    assert "test_latency_broken[cpu-fp32]: error in setup: RuntimeError: set-up failed" in refusal
+    assert not (pytester.path / "baselines").exists()

@@ -34,7 +34,6 @@ def _build_model(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from sdperf.execution.cases import make_case
     from sdperf.host.doctor import diagnose, format_findings
-    from sdperf.execution.environments import environment_python
     from sdperf.host.detection import detect_host
     from sdperf.host.devices import find_library
     from sdperf.host.pi import read_throttle
@@ -169,6 +168,9 @@ def _recipes(args: argparse.Namespace) -> int:
     from sdperf.host.capabilities import host_facts, unmet_for
 
     profiles = load_profiles()
+    if args.profile and args.profile not in profiles:
+        print(f"sdperf: --profile: profile {args.profile!r} is unknown; known: {', '.join(profiles)}", file=sys.stderr)
+        return 2
     facts = host_facts(detect_host(Path(args.host_root)), environment_python)
     for name, profile in profiles.items():
         if args.profile and name != args.profile:

@@ -28,7 +28,7 @@ from packaging.utils import canonicalize_name
 
 from sdperf.models.store import cache_root
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (sdperf/execution/ -> .)
 _MARKER = "sdperf-environment.json"
 
 

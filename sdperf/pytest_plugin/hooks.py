@@ -14,7 +14,7 @@ import pytest
 from sdperf.pytest_plugin import benchmark_adapter as adapter
 from sdperf.pytest_plugin import hookspecs, options
 from sdperf.pytest_plugin.fixtures import case_result_key
-from sdperf.pytest_plugin.session import SESSION_KEY, SdperfSession, session_of
+from sdperf.pytest_plugin.session import SESSION_KEY, SdperfSession, failure_line, session_of
 from sdperf.reporting.table import results_table
 from sdperf.storage.results import RESULT_SCHEMA_VERSION, Status
 
@@ -108,8 +108,10 @@ def _compare_with_baseline(session: SdperfSession) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     result = item.stash.get(case_result_key, None)
-    if result is not None and report.when == "call" and report.failed and result.status in (Status.RUNNING, Status.PASSED):
-        result.move_to(Status.FAILED, str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "failed")
+    # A failure the case's own code did not record (a fixture's error, a crash in judging).
+    if result is not None and report.when in ("setup", "call") and report.failed \
+            and result.status in (Status.RUNNING, Status.PASSED):
+        result.move_to(Status.FAILED, failure_line(report) if report.when == "call" else f"error in set-up: {failure_line(report)}")
     return report
 
 

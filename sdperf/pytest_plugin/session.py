@@ -70,8 +70,7 @@ class SdperfSession:
         # An error outside the test body (a fixture's set-up or teardown): the case never ran,
         # or ran and then broke; either way the run is not complete.
         if report.failed and report.when in ("setup", "teardown"):
-            line = str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "error"
-            self.run.errors[report.nodeid] = f"error in {report.when}: {line}"
+            self.run.errors[report.nodeid] = f"error in {report.when}: {failure_line(report)}"
 
     def pytest_keyboard_interrupt(self, excinfo) -> None:
         self.run.interrupted = True
@@ -162,6 +161,14 @@ class SdperfSession:
         if self._ab is None or isinstance(self._ab, Exception):
             return {"error": str(self._ab) if self._ab else "no A/B case ran"}
         return self._ab.to_json()
+
+
+def failure_line(report: pytest.TestReport) -> str:
+    """The one line that says what failed: the exception and its message."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return crash.message.splitlines()[0]
+    return str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "failed"
 
 
 SESSION_KEY = pytest.StashKey[SdperfSession]()

@@ -93,8 +93,21 @@ def promotion_refusals(document: dict[str, Any]) -> list[str]:
         # Its timings are B's, measured beside A's: a comparison, not a profile's baseline.
         reasons.append("it is an A/B run of two locks (sdperf ab); promote a run of the suite itself")
     cases = document["sdperf"]["cases"]
+    run = document["sdperf"].get("run")
+    if not isinstance(run, dict):
+        reasons.append("it records no run completeness (saved before schema 4): rerun and promote that run")
+    else:
+        if run.get("interrupted"):
+            reasons.append(f"the run was interrupted (exit status {run.get('exitstatus')}): its cases are not all measured")
+        if run.get("collection_errors"):
+            reasons.append(f"{run['collection_errors']} collection error(s): some cases were never collected")
+        for node, error in (run.get("errors") or {}).items():
+            reasons.append(f"{node}: {error}")
+        unfinished = [node for node in run.get("unfinished") or () if node not in (run.get("errors") or {})]
+        if unfinished:
+            reasons.append("cases selected but not finished: " + ", ".join(unfinished))
     for case in cases:
-        if case.get("status") in ("failed", "invalid"):
+        if case.get("status") in ("failed", "invalid", "running"):
             reasons.append(f"{case['case_id']} {case['status']}: {case.get('reason') or 'no reason recorded'}")
     if not any(case.get("kind") == "latency" and case.get("status") in ("passed", "regressed") for case in cases):
         reasons.append("no latency case passed in this run")

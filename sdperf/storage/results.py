@@ -14,8 +14,10 @@ from typing import Any
 #    baseline and against the interleaved control, the control's latencies, the machine id.
 # 3: the control's rounds ("control_rounds": memory, steps, image hash per round); A/B runs
 #    (--sdperf-ab): "ab" verdicts, the image comparison ("ab_image"), and the sides in the run's "ab".
-RESULT_SCHEMA_VERSION = 3
-READABLE_SCHEMAS = (1, 2, 3)
+# 4: the run's completeness ("run": selected cases, unfinished ones, errors outside a test, collection
+#    errors, interrupted, exit status); each round's worker ("worker" in rounds and control rounds).
+RESULT_SCHEMA_VERSION = 4
+READABLE_SCHEMAS = (1, 2, 3, 4)
 
 PHASES = ("text_encoding_s", "denoise_s", "vae_decode_s", "other_s")
 
