@@ -113,3 +113,30 @@ def test_shipped_goldens_hold_for_every_cpu_profile(pytester: pytest.Pytester, p
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0, result.stdout.str()
     assert outcomes.get("passed", 0) >= 1
+    # Each golden shipped for this profile, these pixel packages and this CPU's kernels is found
+    # and compared (a golden that is never found passes with a note: it proves nothing).
+    for stem in shipped_goldens_for_this_host(profile):
+        result.stdout.fnmatch_lines([f"*determinism: matches golden {stem}.json*"])
+
+
+def _this_host() -> tuple[str, str]:
+    """(torch's CPU kernel set, digest of the installed pixel packages), from a fresh interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import torch; from sdperf.common.packages import package_versions; "
+         "from sdperf.storage.goldens import stack_digest; "
+         "print(torch.backends.cpu.get_cpu_capability(), stack_digest(package_versions()))"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    capability, stack = done.stdout.split()
+    return capability, stack
+
+
+def shipped_goldens_for_this_host(profile: str) -> list[str]:
+    capability, stack = _this_host()
+    folder = REPO / "baselines" / "golden" / ("cpu" if profile == "cpu" else f"emulated-{profile}")
+    return sorted(path.stem for path in folder.glob(f"*--stack-{stack}--{capability}.json"))
+
+
+def test_goldens_are_shipped_for_this_hosts_kernels_and_stack() -> None:
+    # Recorded on AVX-512 and AVX2 hosts for the pinned stack: a fresh clone compares, on either.
+    assert shipped_goldens_for_this_host("cpu"), f"no golden for {_this_host()} in baselines/golden/cpu"

@@ -23,18 +23,15 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image, PngImagePlugin
 
 from sdperf.common import pngmeta
-from sdperf.common.pngmeta import (
+from sdperf.common.a1111 import format_parameters, parse_parameters
+from sdperf.common.generation_settings import (
     MAX_TEXT_CHARS,
     SUITE_KEY_PREFIX,
     GenerationSettings,
     PngMetadataError,
     check_keyword,
-    format_parameters,
-    parse_parameters,
-    read_image,
-    read_png,
-    write_png,
 )
+from sdperf.common.pngmeta import read_image, read_png, write_png
 
 SHA = "0123456789abcdef" * 4
 PIXELS = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)

@@ -135,3 +135,33 @@ def test_the_verdict_does_not_depend_on_units(seed: int, scale: float) -> None:
 def test_bad_input_is_refused_with_the_fix(baseline, candidate, threshold, message) -> None:
     with pytest.raises(ValueError, match=message):
         compare_samples(baseline, candidate, threshold=threshold)
+
+
+def test_rounds_of_rotated_workers_are_resampled_by_worker_not_pooled() -> None:
+    # Six workers, each with its own lasting offset (+-4%, as measured between A/A workers) and
+    # little noise inside: pooling the 30 rounds as independent claims a precision they lack.
+    offsets = [-0.04, 0.03, -0.02, 0.04, -0.03, 0.02]
+    candidate = [1.05 * (1 + offset) * (1 + 0.002 * k) for offset in offsets for k in range(5)]
+    workers = [index for index in range(6) for _ in range(5)]
+    baseline = noisy(30, 1.0, 0.002, 3)
+    pooled = compare_samples(baseline, candidate)
+    by_worker = compare_samples(baseline, candidate, candidate_workers=workers, baseline_workers=[0] * 30)
+    assert by_worker.ci_high - by_worker.ci_low > 1.25 * (pooled.ci_high - pooled.ci_low)
+    assert (by_worker.baseline_workers, by_worker.candidate_workers) == (1, 6)
+    assert "1/6 workers" in by_worker.describe()
+
+
+def test_pairs_are_resampled_by_the_worker_pair_that_took_them() -> None:
+    rng = random.Random(5)
+    offsets = [0.04, -0.04, 0.03, -0.03, 0.02, -0.02]
+    baseline = [1.0 * (1 + rng.gauss(0, 0.002)) for _ in range(30)]
+    candidate = [b * 1.06 * (1 + offsets[i // 5]) for i, b in enumerate(baseline)]
+    pooled = compare_paired(baseline, candidate)
+    by_worker = compare_paired(baseline, candidate, workers=[i // 5 for i in range(30)])
+    assert by_worker.ci_high - by_worker.ci_low > 2 * (pooled.ci_high - pooled.ci_low)
+    assert by_worker.baseline_workers == 6 and "6 workers" in by_worker.describe()
+
+
+def test_worker_tags_must_match_the_samples() -> None:
+    with pytest.raises(ValueError, match="3 worker tags for 4 samples"):
+        compare_samples([1.0, 1.1, 1.0, 1.2], [1.0, 1.1, 1.0, 1.2], candidate_workers=[0, 0, 1])

@@ -44,6 +44,9 @@ class Verdict:
     samples: str = "rounds"  # rounds | steps | pairs
     session_noise: float = 0.0
     rounds_to_decide: int | None = None  # per side, for "inconclusive"; None: more rounds will not decide
+    # Worker processes behind each side: the interval resamples them, then the samples within each.
+    baseline_workers: int | None = None
+    candidate_workers: int | None = None
 
     def describe(self) -> str:
         n = (f"{self.baseline_n} {self.samples}" if self.design == "paired"
@@ -54,6 +57,9 @@ class Verdict:
         )
         if self.session_noise:
             text += f", session noise {self.session_noise:.0%}"
+        if self.baseline_workers and (self.baseline_workers > 1 or (self.candidate_workers or 0) > 1):
+            text += (f", {self.baseline_workers} workers" if self.design == "paired"
+                     else f", {self.baseline_workers}/{self.candidate_workers} workers")
         text += ")"
         if self.outcome == "inconclusive":
             if self.rounds_to_decide:
@@ -120,6 +126,28 @@ def _rounds_to_decide(n: int, log_ratio: float, sampling_half_width: float, nois
     return max(math.ceil(n * (sampling_half_width / target) ** 2), n + 1)
 
 
+class _Clusters:
+    """Samples grouped by the worker process that took them. A bootstrap draw takes workers
+    with replacement, then samples within each drawn worker (a two-level bootstrap): samples
+    of one worker share its placement, clock and heat, so they are not independent. Without
+    worker tags every sample is its own group, which is the plain bootstrap."""
+
+    def __init__(self, values: Sequence[float], groups: Sequence[object] | None) -> None:
+        if groups is not None and len(groups) != len(values):
+            raise ValueError(f"{len(groups)} worker tags for {len(values)} samples; give one per sample")
+        found: dict[object, list[float]] = {}
+        for index, value in enumerate(values):
+            found.setdefault(index if groups is None or groups[index] is None else ("w", groups[index]), []).append(value)
+        self.members = list(found.values())
+        self.workers = None if groups is None else len(self.members)
+
+    def draw(self, rng: random.Random) -> list[float]:
+        drawn: list[float] = []
+        for members in rng.choices(self.members, k=len(self.members)):
+            drawn.extend(rng.choices(members, k=len(members)))
+        return drawn
+
+
 def compare_samples(
     baseline: Sequence[float],
     candidate: Sequence[float],
@@ -129,12 +157,15 @@ def compare_samples(
     samples: str = "rounds",
     resamples: int = 2000,
     seed: int = 0,
+    baseline_workers: Sequence[object] | None = None,
+    candidate_workers: Sequence[object] | None = None,
 ) -> Verdict:
     """Verdict on `candidate` against `baseline` from two independent runs (lower is better).
 
     `session_noise` is the relative standard deviation of a run's median between
     sessions on this hardware; each run carries it, so the interval widens by
     1.96 * sqrt(2) * session_noise (in log space) however many rounds were run.
+    `*_workers` tag each sample with the worker that took it: the interval resamples workers.
     """
     from scipy.stats import mannwhitneyu
 
@@ -143,9 +174,9 @@ def compare_samples(
         raise ValueError(f"session_noise {session_noise!r} must be a fraction >= 0, e.g. 0.03")
     log_ratio = math.log(statistics.median(candidate) / statistics.median(baseline))
     rng = random.Random(seed)
+    base_clusters, cand_clusters = _Clusters(baseline, baseline_workers), _Clusters(candidate, candidate_workers)
     boot = [
-        math.log(statistics.median(rng.choices(candidate, k=len(candidate)))
-                 / statistics.median(rng.choices(baseline, k=len(baseline))))
+        math.log(statistics.median(cand_clusters.draw(rng)) / statistics.median(base_clusters.draw(rng)))
         for _ in range(resamples)
     ]
     boot_low, boot_high = _percentiles(boot, 1 - alpha)
@@ -165,7 +196,8 @@ def compare_samples(
         n = min(len(baseline), len(candidate))
         rounds = _rounds_to_decide(n, log_ratio, (boot_high - boot_low) / 2, noise_half, threshold)
     return Verdict(outcome, math.exp(log_ratio), math.exp(low), math.exp(high), p_value, threshold,
-                   len(baseline), len(candidate), "independent", samples, session_noise, rounds)
+                   len(baseline), len(candidate), "independent", samples, session_noise, rounds,
+                   base_clusters.workers, cand_clusters.workers)
 
 
 def _hodges_lehmann(values: Sequence[float]) -> float:
@@ -182,8 +214,11 @@ def compare_paired(
     samples: str = "pairs",
     resamples: int = 2000,
     seed: int = 0,
+    workers: Sequence[object] | None = None,
 ) -> Verdict:
-    """Verdict on `candidate` against `baseline` where sample i of each was taken side by side in time."""
+    """Verdict on `candidate` against `baseline` where sample i of each was taken side by side in time.
+    `workers` tags each pair with the pair of workers that took it (both sides rotate together):
+    the interval resamples those, then pairs within each."""
     from scipy.stats import wilcoxon
 
     _check(baseline, candidate, threshold, alpha)
@@ -194,14 +229,15 @@ def compare_paired(
     logs = [math.log(c / b) for b, c in zip(baseline, candidate)]
     log_ratio = _hodges_lehmann(logs)
     rng = random.Random(seed)
-    low, high = _percentiles([_hodges_lehmann(rng.choices(logs, k=len(logs))) for _ in range(resamples)], 1 - alpha)
+    clusters = _Clusters(logs, workers)
+    low, high = _percentiles([_hodges_lehmann(clusters.draw(rng)) for _ in range(resamples)], 1 - alpha)
     p_value = 1.0 if not any(logs) else float(wilcoxon(logs).pvalue)
     outcome = _decide(log_ratio, low, high, p_value, alpha, threshold)
     rounds = None
     if outcome == "inconclusive":
         rounds = _rounds_to_decide(len(logs), log_ratio, (high - low) / 2, 0.0, threshold)
     return Verdict(outcome, math.exp(log_ratio), math.exp(low), math.exp(high), p_value, threshold,
-                   len(logs), len(logs), "paired", samples, 0.0, rounds)
+                   len(logs), len(logs), "paired", samples, 0.0, rounds, clusters.workers, clusters.workers)
 
 
 def paired_overhead(suite: list[float], bare: list[float]) -> dict[str, float]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sdperf.config.profiles import Limits, VerdictPolicy
-from sdperf.storage.results import CaseResult, round_figures, round_steps, saved_latencies
+from sdperf.storage.results import CaseResult, round_figures, round_steps, round_workers, saved_latencies
 from sdperf.judging.statistics import Verdict, compare_paired, compare_samples
 
 MEMORY_KEYS = ("peak_rss_bytes", "cuda_max_reserved_bytes", "cuda_max_allocated_bytes")
@@ -31,21 +31,27 @@ def against_baseline(result: CaseResult, bench: dict[str, Any], policy: VerdictP
     base_rounds = info.get("rounds", [])
     base, mine = saved_latencies(info), result.parent_latencies_s
     base_steps, my_steps = round_steps(base_rounds), round_steps(result.rounds)
+    # Resampled by worker where the rounds say which worker took them (saved latencies align with rounds).
+    base_workers = round_workers(base_rounds) if len(base_rounds) == len(base) else None
     if min(len(base), len(mine)) >= policy.min_rounds:
         verdicts["latency"] = compare_samples(
-            base, mine, policy.threshold, policy.alpha, policy.session_noise, samples="rounds"
+            base, mine, policy.threshold, policy.alpha, policy.session_noise, samples="rounds",
+            baseline_workers=base_workers, candidate_workers=round_workers(result.rounds),
         )
     elif len(base_steps) >= 2 and len(my_steps) >= 2:
         # Few rounds (a Pi image takes 14 minutes): every denoising step is a sample.
         verdicts["latency"] = compare_samples(
-            base_steps, my_steps, policy.threshold, policy.alpha, policy.session_noise, samples="steps"
+            base_steps, my_steps, policy.threshold, policy.alpha, policy.session_noise, samples="steps",
+            baseline_workers=round_workers(base_rounds, "step"), candidate_workers=round_workers(result.rounds, "step"),
         )
     for key in MEMORY_KEYS:
         base_memory = round_figures(base_rounds, key)
         my_memory = result.memory_samples(key)
         if len(base_memory) >= 2 and len(my_memory) >= 2:
             verdicts[key] = compare_samples(
-                base_memory, my_memory, policy.memory_threshold, policy.alpha, samples="rounds"
+                base_memory, my_memory, policy.memory_threshold, policy.alpha, samples="rounds",
+                baseline_workers=round_workers(base_rounds, "figure", key),
+                candidate_workers=round_workers(result.rounds, "figure", key),
             )
     return verdicts
 
@@ -57,9 +63,16 @@ def against_control(result: CaseResult, policy: VerdictPolicy) -> dict[str, Verd
         return {}
     return {
         "latency": compare_paired(
-            result.control_latencies_s[:pairs], result.parent_latencies_s[:pairs], policy.threshold, policy.alpha
+            result.control_latencies_s[:pairs], result.parent_latencies_s[:pairs], policy.threshold, policy.alpha,
+            workers=_pair_workers(result, pairs),
         )
     }
+
+
+def _pair_workers(result: CaseResult, pairs: int) -> list[int] | None:
+    """Both sides get fresh workers together: a pair's case worker names its worker pair."""
+    workers = round_workers(result.rounds)
+    return workers[:pairs] if workers and len(workers) >= pairs else None
 
 
 def against_side_a(result: CaseResult, policy: VerdictPolicy) -> dict[str, Verdict]:
@@ -71,14 +84,23 @@ def against_side_a(result: CaseResult, policy: VerdictPolicy) -> dict[str, Verdi
     a_steps, b_steps = round_steps(result.control_rounds), round_steps(result.rounds)
     if pairs >= policy.min_rounds:
         verdicts["latency"] = compare_paired(
-            result.control_latencies_s[:pairs], result.parent_latencies_s[:pairs], policy.threshold, policy.alpha
+            result.control_latencies_s[:pairs], result.parent_latencies_s[:pairs], policy.threshold, policy.alpha,
+            workers=_pair_workers(result, pairs),
         )
     elif len(a_steps) >= 2 and len(b_steps) >= 2:
-        verdicts["latency"] = compare_samples(a_steps, b_steps, policy.threshold, policy.alpha, samples="steps")
+        verdicts["latency"] = compare_samples(
+            a_steps, b_steps, policy.threshold, policy.alpha, samples="steps",
+            baseline_workers=round_workers(result.control_rounds, "step"),
+            candidate_workers=round_workers(result.rounds, "step"),
+        )
     for key in MEMORY_KEYS:
         a_memory, b_memory = round_figures(result.control_rounds, key), result.memory_samples(key)
         if len(a_memory) >= 2 and len(b_memory) >= 2:
-            verdicts[key] = compare_samples(a_memory, b_memory, policy.memory_threshold, policy.alpha, samples="rounds")
+            verdicts[key] = compare_samples(
+                a_memory, b_memory, policy.memory_threshold, policy.alpha, samples="rounds",
+                baseline_workers=round_workers(result.control_rounds, "figure", key),
+                candidate_workers=round_workers(result.rounds, "figure", key),
+            )
     return verdicts
 
 

@@ -93,7 +93,7 @@ class CaseCheck:
                        f"({digest[:12]} and {third['image_sha256'][:12]})")
         audit = loaded["audit"]
         key = GoldenKey(self.golden.storage_key, self.case.id, self.case.model.name,
-                        stack_digest(audit["packages"]), audit["cpu_capability"])
+                        stack_digest(audit["packages"], self.recipe.needs.packages), audit["cpu_capability"])
         record_path, golden_png = key.paths(self.golden.root)
         if self.golden.record:
             record_golden(self.golden.root, key, digest, loaded["weights_sha256"], audit["packages"], new_png)

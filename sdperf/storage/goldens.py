@@ -1,5 +1,6 @@
-"""Golden images: the hash a fixed seed must reproduce, per profile, case, model,
-package stack and CPU kernel set (images are bitwise comparable only within one).
+"""Golden images: the hash a fixed seed must reproduce, per profile, case, model, the
+versions of the packages that change pixels, and CPU kernel set (images are bitwise
+comparable only within one).
 
 A golden is a JSON record beside the PNG it was taken from; it changes only when
 a run is told to record (`--sdperf-record-golden`), never as a side effect.
@@ -16,16 +17,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-GOLDEN_SCHEMA_VERSION = 1
+# 2: the stack in the key hashes only the packages that change pixels (PIXEL_PACKAGES and the recipe's).
+GOLDEN_SCHEMA_VERSION = 2
 
 
 class GoldenError(ValueError):
     """A golden record is unreadable or foreign; the message names the file."""
 
 
-def stack_digest(packages: dict[str, str | None]) -> str:
-    """Short hash of the installed package versions: a new stack gets new goldens."""
-    canonical = json.dumps({k: v for k, v in packages.items() if v}, sort_keys=True)
+# Packages whose version can move a fixed-seed image's pixels on every recipe: the kernels
+# (torch), the pipeline and scheduler (diffusers), the text encoders and their tokenizers.
+# A recipe adds its own (openvino, optimum-intel, torchao). Everything else (accelerate,
+# safetensors, huggingface-hub, an optional package the recipe does not use) leaves them alone,
+# so a stack that differs only there still finds its golden.
+PIXEL_PACKAGES = ("torch", "diffusers", "transformers", "tokenizers")
+
+
+def stack_digest(packages: dict[str, str | None], recipe_packages: tuple[str, ...] = ()) -> str:
+    """Short hash of the versions that change pixels: a new one of those gets new goldens."""
+    relevant = {name: packages.get(name) for name in (*PIXEL_PACKAGES, *recipe_packages)}
+    canonical = json.dumps(relevant, sort_keys=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
 

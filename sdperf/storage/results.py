@@ -59,6 +59,18 @@ def round_figures(rounds: list[dict[str, Any]], key: str) -> list[float]:
     return [float(r[key]) for r in rounds if r.get(key)]
 
 
+def round_workers(rounds: list[dict[str, Any]], per: str = "round", key: str | None = None) -> list[int] | None:
+    """The worker of each sample that `round_steps` (per="step") or `round_figures` (per="figure",
+    with `key`) or the rounds themselves take; None when the rounds predate worker tags (schema 4)."""
+    if not rounds or any("worker" not in r for r in rounds):
+        return None
+    if per == "step":
+        return [r["worker"] for r in rounds for _ in r.get("step_s", [])]
+    if per == "figure":
+        return [r["worker"] for r in rounds if r.get(key)]
+    return [r["worker"] for r in rounds]
+
+
 def saved_latencies(extra_info: dict[str, Any]) -> list[float]:
     """Round latencies of a saved benchmark. Schema 1 kept no parent-side latencies; the
     worker's own wall time is the closest figure."""

@@ -124,7 +124,7 @@ class PipelineSession:
     def generation_settings(self, packages: dict[str, str | None]):
         """Everything needed to regenerate the image, for its PNG metadata."""
         from sdperf import __version__
-        from sdperf.common.pngmeta import GenerationSettings
+        from sdperf.common.generation_settings import GenerationSettings
 
         workload = self.case["workload"]
         guidance = workload.get("guidance")
