@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from sdperf.judging.images import compare_images
-from sdperf.judging import verdicts as judge
-from sdperf.storage.baselines import promotion_refusals
 from sdperf.config.profiles import VerdictPolicy
-from sdperf.models.store import cache_root
 from sdperf.execution.environments import ROOT, lock_environment_name, package_changes, prune_lock_environments
-from sdperf.storage.results import CaseResult
+from sdperf.judging import verdicts as judge
+from sdperf.judging.images import compare_images
 from sdperf.judging.statistics import OUTCOMES
+from sdperf.models.store import cache_root
+from sdperf.storage.baselines import promotion_refusals
+from sdperf.storage.results import CaseResult
 
 LOCK = ROOT / "constraints.txt"
 PLANTED = Path(__file__).parent / "planted_slowdown"

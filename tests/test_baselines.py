@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sdperf.storage.baselines import BaselineError, latest_baseline, load_run, promote
 from sdperf.cli.main import main
-from sdperf.storage.results import RESULT_SCHEMA_VERSION
 from sdperf.reporting.trend import plot_trend, trend_points
+from sdperf.storage.baselines import BaselineError, latest_baseline, load_run, promote
+from sdperf.storage.results import RESULT_SCHEMA_VERSION
 
 MACHINE = "Linux-CPython-3.11-64bit"
 

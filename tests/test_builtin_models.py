@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sdperf.execution.cases import make_case
-from sdperf.models.store import ModelSpec
-from sdperf.models.weights import seeded_values
 from sdperf.config.profiles import load_profiles
 from sdperf.config.recipes import REGISTRY
+from sdperf.execution.cases import make_case
 from sdperf.execution.process import Worker
+from sdperf.models.store import ModelSpec
+from sdperf.models.weights import seeded_values
 
 
 def test_weight_values_depend_only_on_name_shape_and_seed() -> None:

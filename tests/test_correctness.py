@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_suite_runs import SMALL_REAL_WORKLOAD
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,12 +73,12 @@ def test_fidelity_of_each_recipe_against_fp32(correctness_suite: pytest.Pytester
 
 def _check(recipe_fields: dict, images_dir: Path):
     """A CaseCheck of the cpu profile's built-in workload for a made-up recipe."""
-    from sdperf.pytest_plugin.checks import CaseCheck, GoldenPolicy
-    from sdperf.models.store import ModelSpec
     from sdperf.config.profiles import load_profiles
     from sdperf.config.recipes import REGISTRY, Recipe
-    from sdperf.storage.results import CaseResult
     from sdperf.execution.cases import make_case
+    from sdperf.models.store import ModelSpec
+    from sdperf.pytest_plugin.checks import CaseCheck, GoldenPolicy
+    from sdperf.storage.results import CaseResult
 
     profile = load_profiles()["cpu"]
     recipe = Recipe(name="probe", summary="test only", profiles=("cpu",), transforms=("dpm_solver",), **recipe_fields)

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from sdperf.host.doctor import CHECKS, LEVELS, Finding, diagnose, format_findings
 from sdperf.host.cpu import CpuInfo
 from sdperf.host.detection import HostInfo, match_profiles
 from sdperf.host.devices import GpuInfo
+from sdperf.host.doctor import CHECKS, LEVELS, Finding, diagnose, format_findings
 from sdperf.host.pi import PiInfo, ThrottleState
 from sdperf.host.sensors import ThermalState
 

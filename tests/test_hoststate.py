@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from sdperf.config.profiles import Limits
 from sdperf.host.pi import ThrottleState
 from sdperf.host.sensors import ThermalState
 from sdperf.host.state import HostState, invalid_reasons
-from sdperf.config.profiles import Limits
 
 PI = Limits(cpu_freq_drop=0.1)
 

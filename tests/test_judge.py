@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from sdperf.judging import verdicts as judge
-from sdperf.execution.cases import make_case
-from sdperf.models.store import ModelSpec
+import pytest
+
 from sdperf.config.profiles import Limits, VerdictPolicy, load_profiles
 from sdperf.config.recipes import REGISTRY
+from sdperf.execution.cases import make_case
+from sdperf.judging import verdicts as judge
+from sdperf.models.store import ModelSpec
 from sdperf.storage.results import CaseResult, summarise
 
 PROFILE = load_profiles()["pi5"]
@@ -77,3 +79,19 @@ def test_over_budget_names_the_figure_the_budget_and_the_key() -> None:
     assert judge.budget_failures(result, Limits(cuda_reserved_mb=5632), "cuda_lowvram") == [
         "peak CUDA memory reserved 6000 MiB is over the cuda_lowvram budget of 5632 MiB (limits.cuda_reserved_mb)"
     ]
+
+
+def test_a_case_status_moves_only_where_its_transitions_allow() -> None:
+    from sdperf.storage.results import Status, StatusError
+
+    result = CaseResult(case_id="cpu-fp32", test="t", profile="cpu", recipe="fp32", model="tiny-sd15")
+    assert result.status is Status.RUNNING and result.to_json()["status"] == "running"
+    result.move_to(Status.PASSED)
+    result.move_to(Status.REGRESSED, "latency slower")  # judged after timing
+    assert (result.status, result.reason) == (Status.REGRESSED, "latency slower")
+    with pytest.raises(StatusError, match="case cpu-fp32: cannot go from regressed to passed"):
+        result.move_to(Status.PASSED)
+    skipped = CaseResult(case_id="cpu-omp1", test="t", profile="cpu", recipe="omp1", model="tiny-sd15")
+    skipped.move_to(Status.SKIPPED, "not here")
+    with pytest.raises(StatusError, match="from skipped to failed"):
+        skipped.move_to(Status.FAILED, "late failure")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sdperf.execution.cases import make_case, pinning_command
-from sdperf.models.store import ModelSpec
 from sdperf.config.profiles import ProfileError, load_profiles
-from sdperf.judging.proof import problems
-from sdperf.config.recipes import REGISTRY, Needs, Recipe
+from sdperf.config.recipes import REGISTRY, Recipe
+from sdperf.execution.cases import make_case, pinning_command
 from sdperf.host.capabilities import HostFacts, unmet
+from sdperf.judging.proof import problems
+from sdperf.models.store import ModelSpec
 
 PROFILES = load_profiles()
 TINY = ModelSpec("tiny-sd15")

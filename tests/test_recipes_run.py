@@ -11,13 +11,13 @@ import textwrap
 
 import pytest
 
-from sdperf.execution.cases import make_case
-from sdperf.models.store import ModelSpec
 from sdperf.config.profiles import load_profiles
 from sdperf.config.recipes import REGISTRY
-from sdperf.host.capabilities import host_facts, unmet_for
+from sdperf.execution.cases import make_case
 from sdperf.execution.environments import environment_python
+from sdperf.host.capabilities import host_facts, unmet_for
 from sdperf.host.detection import detect_host
+from sdperf.models.store import ModelSpec
 
 QUICK = ("-m", "cpu", "--sdperf-profile=cpu", "--sdperf-rounds=1", "--sdperf-warmup=0", "--sdperf-progress=0", "-rs")
 PROFILES = load_profiles()

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from sdperf.common import protocol
-from sdperf.execution.cases import Case
-from sdperf.models.store import ModelSpec
 from sdperf.config.profiles import RunSize, Workload
 from sdperf.execution.bare_loop import BareLoop
+from sdperf.execution.cases import Case
 from sdperf.execution.process import Deadline, Worker, WorkerFailed
+from sdperf.models.store import ModelSpec
 
 
 def _case(timeout_s: float = 30.0, env: dict | None = None) -> Case:

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sdperf.pytest_plugin.hooks import MARKERS
 from sdperf.config.profiles import load_profiles
+from sdperf.pytest_plugin.hooks import MARKERS
 from sdperf.pytest_plugin.options import OPTIONS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -32,16 +32,16 @@ def _build_model(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    from sdperf.config.profiles import ProfileError, check_profile_name, load_profiles
+    from sdperf.config.recipes import ALLOCATORS, REGISTRY
     from sdperf.execution.cases import make_case
-    from sdperf.host.doctor import diagnose, format_findings
+    from sdperf.execution.process import Worker, WorkerFailed
     from sdperf.host.detection import detect_host
     from sdperf.host.devices import find_library
+    from sdperf.host.doctor import diagnose, format_findings
     from sdperf.host.pi import read_throttle
     from sdperf.host.sensors import read_thermal
     from sdperf.models.store import ModelSpec
-    from sdperf.config.profiles import ProfileError, check_profile_name, load_profiles
-    from sdperf.config.recipes import ALLOCATORS, REGISTRY
-    from sdperf.execution.process import Worker, WorkerFailed
 
     root = Path(args.host_root)
     host = detect_host(root)
@@ -92,8 +92,8 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _trend(args: argparse.Namespace) -> int:
-    from sdperf.storage.baselines import BaselineError
     from sdperf.reporting.trend import plot_trend, trend_points
+    from sdperf.storage.baselines import BaselineError
 
     try:
         points = trend_points(Path(args.storage), args.case)
@@ -159,13 +159,13 @@ def _env_prune(args: argparse.Namespace) -> int:
 
 
 def _recipes(args: argparse.Namespace) -> int:
-    from sdperf.execution.cases import make_case
-    from sdperf.execution.environments import environment_python
-    from sdperf.host.detection import detect_host
-    from sdperf.models.store import ModelSpec
     from sdperf.config.profiles import load_profiles
     from sdperf.config.recipes import REGISTRY
+    from sdperf.execution.cases import make_case
+    from sdperf.execution.environments import environment_python
     from sdperf.host.capabilities import host_facts, unmet_for
+    from sdperf.host.detection import detect_host
+    from sdperf.models.store import ModelSpec
 
     profiles = load_profiles()
     if args.profile and args.profile not in profiles:

@@ -39,7 +39,6 @@ from sdperf.common.generation_settings import (
     show_value,
 )
 
-
 # ---------------------------------------------------------------------- PNG files
 
 # Field -> how its sdperf:<field> chunk is written; None values get no chunk.

@@ -86,7 +86,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class VerdictPolicy:
-    """When a difference from the baseline counts: see `sdperf.verdict`."""
+    """When a difference from the baseline counts: see `sdperf.judging.statistics`."""
 
     threshold: float = 0.05  # latency change that matters, as a fraction
     memory_threshold: float = 0.05  # the same for peak memory

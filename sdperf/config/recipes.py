@@ -1,7 +1,7 @@
 """Named optimisation recipes: one registry entry each.
 
 An entry says which profiles it belongs to, what the host needs for it to run
-(`Needs`, checked before a worker starts: see `sdperf.requirements`), how the
+(`Needs`, checked before a worker starts: see `sdperf.host.capabilities`), how the
 worker process must be started (environment, preloaded libraries, core
 pinning), how the worker loads the pipeline and which transforms it applies.
 The loaders and transforms live in the worker (`sdperf.worker`), so this module

@@ -1,6 +1,6 @@
 """A/B runs of two dependency locks (`sdperf ab`, `--sdperf-ab BASE,HEAD`).
 
-Each lock gets its own environment (`sdperf.pyenvs`); each case then runs in a
+Each lock gets its own environment (`sdperf.execution.environments`); each case then runs in a
 worker of each, timed alternately (A B, B A, ...) like `--sdperf-interleave`, so
 machine drift cancels pair by pair. This module holds what is particular to A/B:
 the two sides, the cases they run, why a case cannot run on a side, and the
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdperf.execution.cases import Case
 from packaging.utils import canonicalize_name
 
+from sdperf.execution.cases import Case
 from sdperf.execution.environments import LockError, ensure_lock_environment, environment_packages, package_changes
 
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdperf.models.store import ModelSpec, cache_root
 from sdperf.config.profiles import Profile, RunSize, Workload
 from sdperf.config.recipes import ALLOCATORS, THREAD_VARIABLES, Recipe
+from sdperf.models.store import ModelSpec, cache_root
 
 # Read by native libraries at process start: a case's value must reach a fresh
 # process, and a value inherited from the user's shell must not leak in unseen.

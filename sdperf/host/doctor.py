@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sdperf.config.recipes import FP32_HINTS, THREAD_VARIABLES
 from sdperf.host.detection import HostInfo
 from sdperf.host.devices import TRIPLETS
 from sdperf.host.pi import PI_THROTTLE_SOFT_C, ThrottleState
 from sdperf.host.sensors import ThermalState
-from sdperf.config.recipes import FP32_HINTS, THREAD_VARIABLES
 
 LEVELS = ("error", "warning", "info")
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sdperf.config.profiles import Limits
 from sdperf.host.pi import ThrottleState, read_throttle
 from sdperf.host.sensors import ThermalState, cpu_drop, read_thermal
-from sdperf.config.profiles import Limits
 
 # get_throttled bits 16-19: under-voltage, frequency capped, throttled, soft
 # temperature limit "has occurred since boot".

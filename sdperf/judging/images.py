@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+
 def write_difference(old_png: Path, new_png: Path, out_png: Path) -> float | None:
     """An image of |new - old|, amplified so small differences show; returns the PSNR (dB)."""
     import numpy as np

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from sdperf.config.profiles import Limits, VerdictPolicy
-from sdperf.storage.results import CaseResult, round_figures, round_steps, round_workers, saved_latencies
 from sdperf.judging.statistics import Verdict, compare_paired, compare_samples
+from sdperf.storage.results import CaseResult, round_figures, round_steps, round_workers, saved_latencies
 
 MEMORY_KEYS = ("peak_rss_bytes", "cuda_max_reserved_bytes", "cuda_max_allocated_bytes")
 _MIB = 2**20

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from sdperf.config.recipes import Recipe
 from sdperf.execution.cases import Case
+from sdperf.execution.process import Worker, WorkerFailed
+from sdperf.execution.workers import require_in_force
 from sdperf.judging.images import keep_for_review, psnr
 from sdperf.storage.goldens import GoldenKey, load_golden, record_golden, stack_digest
-from sdperf.config.recipes import Recipe
-from sdperf.execution.workers import require_in_force
 from sdperf.storage.results import CaseResult, Status
-from sdperf.execution.process import Worker, WorkerFailed
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from sdperf.models.store import ModelSpec, parse_model_option
 from sdperf.config.profiles import DEFAULT_PROFILES_FILE, Profile, ProfileError, check_profile_name, load_profiles
 from sdperf.config.recipes import REGISTRY
+from sdperf.models.store import ModelSpec, parse_model_option
 
 # (option suffix, help, ini type); ini key is "sdperf_" + suffix with underscores.
 OPTIONS: tuple[tuple[str, str, str], ...] = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sdperf.storage.results import CaseResult
 from sdperf.judging.statistics import Verdict
+from sdperf.storage.results import CaseResult
 
 _COLUMNS = (
     "case",

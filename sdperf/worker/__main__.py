@@ -1,6 +1,6 @@
 """Worker process: serves one benchmark case over two pipes until told to stop.
 
-Started fresh for every case by `sdperf.runner`, with the case's environment
+Started fresh for every case by `sdperf.execution.process`, with the case's environment
 already in place, because thread counts, allocators and affinity are fixed at
 process start and offload hooks or compiled graphs must not leak between cases.
 """

@@ -112,8 +112,8 @@ def _quantized_component(path: Path, component: str, scheme: str, dtype: Any) ->
 def ir_folder(path: Path, cache: Path) -> Path:
     """Where the exported IR of this model is cached: keyed by the weights and the versions
     that shape the export, so a new optimum-intel or model never reuses a stale IR."""
-    from sdperf.models.store import weight_digest
     from sdperf.common.packages import package_versions
+    from sdperf.models.store import weight_digest
 
     versions = package_versions()
     key = {

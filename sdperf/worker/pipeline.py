@@ -6,7 +6,6 @@ import hashlib
 import inspect
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from sdperf.common.packages import package_versions
