@@ -15,7 +15,7 @@ import pytest
 
 from sdperf.config.recipes import Recipe
 from sdperf.execution.cases import Case
-from sdperf.execution.process import Worker, WorkerFailed
+from sdperf.execution.process import Deadline, Worker, WorkerFailed
 from sdperf.execution.workers import require_in_force
 from sdperf.judging.images import keep_for_review, psnr
 from sdperf.storage.goldens import GoldenKey, load_golden, record_golden, stack_digest
@@ -29,9 +29,12 @@ class GoldenPolicy:
     record: bool
 
 
-def _generate(case: Case, count: int, png: Path | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Load `case` in a fresh worker and generate `count` images; the first is saved to `png`."""
-    with Worker(case) as worker:
+def _generate(
+    case: Case, count: int, png: Path | None, deadline: Deadline
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Load `case` in a fresh worker and generate `count` images; the first is saved to `png`.
+    `deadline` is the check's: its workers share the case timeout."""
+    with Worker(case, deadline=deadline) as worker:
         worker.start()
         loaded = worker.request("load", case=case.to_json())
         require_in_force(case, loaded)
@@ -53,6 +56,8 @@ class CaseCheck:
         self.images_dir = images_dir
         self.keep_images = keep_images
         self.golden = golden
+        # One deadline for the check: every worker it starts shares the case timeout.
+        self.deadline = Deadline(case.run.timeout_s)
 
     def _named(self, kind: str) -> None:
         self.result.kind = kind
@@ -79,8 +84,8 @@ class CaseCheck:
         folder = self._workdir("determinism")
         new_png = folder / "new.png"
         try:
-            loaded, (first, second) = _generate(self.case, 2, new_png)
-            _, (third,) = _generate(self.case, 1, None)
+            loaded, (first, second) = _generate(self.case, 2, new_png, self.deadline)
+            _, (third,) = _generate(self.case, 1, None, self.deadline)
         except WorkerFailed as error:
             self._fail(str(error))
         digest = first["image_sha256"]
@@ -120,8 +125,8 @@ class CaseCheck:
             pytest.skip(self.result.reason)
         folder = self._workdir("fidelity")
         try:
-            _, (ours,) = _generate(self.case, 1, folder / "recipe.png")
-            _, (theirs,) = _generate(self.reference, 1, folder / "reference.png")
+            _, (ours,) = _generate(self.case, 1, folder / "recipe.png", self.deadline)
+            _, (theirs,) = _generate(self.reference, 1, folder / "reference.png", self.deadline)
         except WorkerFailed as error:
             self._fail(str(error))
         from sdperf.common.pngmeta import read_image
