@@ -46,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = SdperfSession(config, options.Settings.from_config(config))
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "sdperf-session")
-    if config.option.help or config.option.version:
+    if getattr(config.option, "help", False) or getattr(config.option, "version", False):
         return
     adapter.refuse_unmeasurable_modes(config)
     _store_runs_per_profile(session)
