@@ -146,7 +146,7 @@ def test_an_interleaved_slowdown_fails_the_case_like_any_regression(
         "--benchmark-json=run.json",
     )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*case cpu-testonly_slowdown regressed: against the interleaved control: latency slower: +*"])
+    result.stdout.fnmatch_lines(["*case cpu-testonly_slowdown regressed against the interleaved control: latency slower: +*"])
     (case,) = json.loads((latency_suite.path / "run.json").read_text())["sdperf"]["cases"]
     assert case["status"] == "regressed"
     # Fresh workers on both sides after 5 pairs (pairs_per_worker): rounds 1-5 in worker 0, round 6 in worker 1.

@@ -95,3 +95,19 @@ def test_a_case_status_moves_only_where_its_transitions_allow() -> None:
     skipped.move_to(Status.SKIPPED, "not here")
     with pytest.raises(StatusError, match="from skipped to failed"):
         skipped.move_to(Status.FAILED, "late failure")
+
+
+def test_every_comparison_gates_alike_and_names_what_it_was_against() -> None:
+    from sdperf.judging.statistics import compare_paired, compare_samples
+
+    slower = compare_samples([1.0, 1.01, 0.99, 1.0, 1.02], [1.5, 1.51, 1.49, 1.5, 1.52])
+    same = compare_paired([1.0, 1.01, 0.99, 1.0, 1.02, 1.0], [1.0, 1.01, 0.99, 1.0, 1.02, 1.0])
+    assert judge.gate({"baseline": {"latency": same}}) == []
+    [problem] = judge.gate({"control": {"latency": slower}})
+    assert problem.startswith("against the interleaved control: latency slower: +")
+    [problem] = judge.gate({"baseline": {"latency": slower}}, baseline_source="baselines/cpu/x/0001_baseline.json")
+    assert problem.startswith("against baselines/cpu/x/0001_baseline.json: latency slower: +")
+    changed = {"outcome": "changed", "detail": "B draws bbb where A drew aaa"}
+    assert judge.gate({}, changed, sides="in B (head.txt) against A (base.txt)") == [
+        "in B (head.txt) against A (base.txt): image B draws bbb where A drew aaa"
+    ]

@@ -109,19 +109,19 @@ def regressions(verdicts: dict[str, Verdict]) -> list[str]:
 
 
 def gate(verdicts: dict[str, dict[str, Verdict]], ab_image: dict[str, Any] | None = None,
-         baseline_source: str | None = None) -> list[str]:
+         baseline_source: str | None = None, sides: str = "B against A") -> list[str]:
     """Every reason a measured case fails: slower or bigger than the stored baseline, than the
     control timed beside it (--sdperf-interleave) or than side A (an A/B run), or, in an A/B
     run, another image from B. Each verdict gates alike: no comparison is report-only."""
     named = {"baseline": f"against {baseline_source or 'the baseline'}",
-             "control": "against the interleaved control", "ab": "B against A"}
+             "control": "against the interleaved control", "ab": sides}
     problems = [
         f"{named.get(against, against)}: {problem}"
         for against, found in verdicts.items()
         for problem in regressions(found)
     ]
     if ab_image and ab_image.get("outcome") == "changed":
-        problems.append("B against A: image " + ab_image["detail"])
+        problems.append(f"{sides}: image " + ab_image["detail"])
     return problems
 
 

@@ -198,10 +198,11 @@ class CaseBench:
         if over_budget:
             self.result.move_to(Status.FAILED, "; ".join(over_budget))
             pytest.fail(f"case {self.case.id}: " + "; ".join(over_budget), pytrace=False)
-        problems = judge.gate(verdicts, self.result.ab_image, self.result.baseline_source)
+        sides = f"in B ({self.ab_sides.b.lock}) against A ({self.ab_sides.a.lock})" if self.ab_sides else "B against A"
+        problems = judge.gate(verdicts, self.result.ab_image, self.result.baseline_source, sides)
         if problems:
             self.result.move_to(Status.REGRESSED, "; ".join(problems))
-            pytest.fail(f"case {self.case.id} regressed: " + "; ".join(problems), pytrace=False)
+            pytest.fail(f"case {self.case.id} regressed " + "; ".join(problems), pytrace=False)
 
     def _compare_images(self) -> None:
         self.result.ab_image = compare_images(
