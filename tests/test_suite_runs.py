@@ -83,7 +83,7 @@ def test_results_table_and_pytest_benchmark_compare_read_the_saved_run(latency_s
     assert "test_latency[cpu-fp32]" in compare.stdout
     saved = json.loads(Path(latency_suite.path / "run.json").read_text())
     extra = saved["benchmarks"][0]["extra_info"]
-    assert extra["sdperf_schema"] == saved["sdperf"]["schema"] == 3
+    assert extra["sdperf_schema"] == saved["sdperf"]["schema"] == 4
     assert len(extra["latencies_s"]) == 2  # raw samples, kept for verdicts
     assert set(extra["phase_means_s"]) == {"text_encoding_s", "denoise_s", "vae_decode_s", "other_s"}
     assert extra["peak_rss_bytes"] > 0 and len(extra["image_sha256"]) == 1

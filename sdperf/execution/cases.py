@@ -18,22 +18,6 @@ from sdperf.config.profiles import Profile, RunSize, Workload
 from sdperf.config.recipes import ALLOCATORS, THREAD_VARIABLES, Recipe
 from sdperf.models.store import ModelSpec, cache_root
 
-# Read by native libraries at process start: a case's value must reach a fresh
-# process, and a value inherited from the user's shell must not leak in unseen.
-PROCESS_START_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "GOMP_CPU_AFFINITY",
-    "OMP_PROC_BIND",
-    "KMP_AFFINITY",
-    "KMP_BLOCKTIME",
-    "LD_PRELOAD",
-    "MALLOC_CONF",
-    "ATEN_CPU_CAPABILITY",
-    "ONEDNN_MAX_CPU_ISA",
-)
-
 # What a worker inherits from the parent's environment: only what it needs to run at all
 # (as pyperf's workers do). Everything else, OMP_WAIT_POLICY, KMP_*, PYTORCH_*, PYTHONPATH
 # among them, stays out unless the case sets it or the user names it (--sdperf-inherit-env);

@@ -15,10 +15,8 @@ from sdperf.models.store import ModelSpec, pipeline_class_of
 from sdperf.pytest_plugin.benchmark_adapter import baseline_lookup
 from sdperf.pytest_plugin.checks import CaseCheck, GoldenPolicy
 from sdperf.pytest_plugin.latency import CaseBench
-from sdperf.pytest_plugin.session import SdperfSession, session_of
+from sdperf.pytest_plugin.session import CASE_RESULT_KEY, SdperfSession, session_of
 from sdperf.storage.results import CaseResult, Status
-
-case_result_key = pytest.StashKey[CaseResult]()
 
 
 def case_for(session: SdperfSession, profile_name: str, recipe_name: str, model: ModelSpec) -> Case:
@@ -111,7 +109,7 @@ def _register(request: pytest.FixtureRequest, case: Case, kind: str, check_host:
             )
             result.reference = {**reference.__dict__, "comparable": not why_not, "why_not": why_not}
     session.results.append(result)
-    request.node.stash[case_result_key] = result
+    request.node.stash[CASE_RESULT_KEY] = result
     try:
         reason = _skip_reason(session, case, check_host, kind)
     except LockError as error:  # no environment for a lock of --sdperf-ab

@@ -13,8 +13,7 @@ import pytest
 
 from sdperf.pytest_plugin import benchmark_adapter as adapter
 from sdperf.pytest_plugin import hookspecs, options
-from sdperf.pytest_plugin.fixtures import case_result_key
-from sdperf.pytest_plugin.session import SESSION_KEY, SdperfSession, failure_line, session_of
+from sdperf.pytest_plugin.session import CASE_RESULT_KEY, SESSION_KEY, SdperfSession, failure_line, session_of
 from sdperf.reporting.table import results_table
 from sdperf.storage.results import RESULT_SCHEMA_VERSION, Status
 
@@ -107,7 +106,7 @@ def _compare_with_baseline(session: SdperfSession) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    result = item.stash.get(case_result_key, None)
+    result = item.stash.get(CASE_RESULT_KEY, None)
     # A failure the case's own code did not record (a fixture's error, a crash in judging).
     if result is not None and report.when in ("setup", "call") and report.failed \
             and result.status in (Status.RUNNING, Status.PASSED):
@@ -154,8 +153,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     import hashlib
 
+    from sdperf.common.environment import PROCESS_START_VARIABLES
     from sdperf.common.packages import package_versions
-    from sdperf.execution.cases import PROCESS_START_VARIABLES
     from sdperf.host.sensors import read_thermal
 
     session = session_of(config)

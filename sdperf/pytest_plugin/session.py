@@ -172,6 +172,8 @@ def failure_line(report: pytest.TestReport) -> str:
 
 
 SESSION_KEY = pytest.StashKey[SdperfSession]()
+# Each test item's case result, for the report hooks.
+CASE_RESULT_KEY = pytest.StashKey[CaseResult]()
 
 
 def session_of(config: pytest.Config) -> SdperfSession:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from sdperf.common.environment import PROCESS_START_VARIABLES
 from sdperf.common.packages import package_versions
 
 _ALLOCATORS = {"jemalloc": re.compile(r"libjemalloc"), "tcmalloc": re.compile(r"libtcmalloc")}
@@ -39,7 +40,8 @@ def worker_audit() -> dict[str, Any]:
     audit = thread_audit()
     audit["allocators"] = mapped_allocators()
     # The worker starts from an allow-list (sdperf.execution.cases): everything it has was chosen.
-    audit["environment"] = dict(os.environ)
+    # The process-start variables are always listed, None when unset.
+    audit["environment"] = {**dict.fromkeys(PROCESS_START_VARIABLES), **os.environ}
     # The CPUs this process may run on: proof that numactl/taskset pinning took effect.
     audit["cpus"] = sorted(os.sched_getaffinity(0))
     audit["packages"] = package_versions()
