@@ -35,20 +35,20 @@ def test_marker_selection_imports_no_heavy_library(latency_suite: pytest.Pyteste
 
 
 def test_markers_are_registered_with_help(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("--markers")
+    result = pytester.runpytest("--markers")
     for marker in ("pi4", "pi5", "sapphire_rapids", "cuda_lowvram", "cpu"):
         result.stdout.fnmatch_lines([f"@pytest.mark.{marker}: *"])
 
 
 def test_help_lists_every_option_in_one_group(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("--help")
+    result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["Stable Diffusion performance suite:*"])
     for option in ("model", "profile", "recipes", "rounds", "warmup", "timeout", "progress", "profiles-file"):
         result.stdout.fnmatch_lines([f"*--sdperf-{option}*"])
 
 
 def test_profile_of_another_host_is_skipped_with_the_reason(latency_suite: pytest.Pytester) -> None:
-    result = latency_suite.runpytest_subprocess("-m", "pi5", "--sdperf-recipes=fp32", "-rs")
+    result = latency_suite.runpytest("-m", "pi5", "--sdperf-recipes=fp32", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*profile pi5 does not run here (host detected as *--sdperf-profile pi5*"])
 
@@ -67,21 +67,21 @@ def test_profile_of_another_host_is_skipped_with_the_reason(latency_suite: pytes
 def test_bad_option_names_value_source_and_choices(
     latency_suite: pytest.Pytester, arguments: list[str], message: str
 ) -> None:
-    result = latency_suite.runpytest_subprocess("--collect-only", *arguments)
+    result = latency_suite.runpytest("--collect-only", *arguments)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 
 
 def test_bad_ini_value_names_the_ini_key(latency_suite: pytest.Pytester) -> None:
     latency_suite.makeini("[pytest]\nsdperf_rounds = many\n")
-    result = latency_suite.runpytest_subprocess("--collect-only")
+    result = latency_suite.runpytest("--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*ini key sdperf_rounds in tox.ini: 'many' is not valid*"])
 
 
 def test_model_folder_without_index_is_refused(latency_suite: pytest.Pytester) -> None:
     folder = latency_suite.mkdir("not-a-model")
-    result = latency_suite.runpytest_subprocess("--collect-only", f"--sdperf-model={folder}")
+    result = latency_suite.runpytest("--collect-only", f"--sdperf-model={folder}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*has no model_index.json; point it at a diffusers pipeline folder*"])
 
@@ -98,8 +98,8 @@ def test_help_and_a_run_that_keeps_nothing_never_run_nvidia_smi(
     calls = latency_suite.path / "calls.txt"
     monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
     monkeypatch.setenv("NVIDIA_SMI_CALLS", str(calls))
-    latency_suite.runpytest_subprocess("--help").stdout.fnmatch_lines(["*--sdperf-model*"])
-    latency_suite.runpytest_subprocess("--collect-only", "-q", "-m", "cpu")
+    latency_suite.runpytest("--help").stdout.fnmatch_lines(["*--sdperf-model*"])
+    latency_suite.runpytest("--collect-only", "-q", "-m", "cpu")
     assert not calls.exists()
 
 
@@ -115,6 +115,17 @@ def test_modes_that_would_leave_one_unsaved_round_are_refused(
 ) -> None:
     # xdist is not installed here: a conftest adds its option as xdist does.
     latency_suite.makeconftest('def pytest_addoption(parser):\n    parser.addoption("--numprocesses", dest="numprocesses")\n')
-    result = latency_suite.runpytest_subprocess("--collect-only", *options)
+    result = latency_suite.runpytest("--collect-only", *options)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_checks_run_after_the_benchmarks_whose_images_they_judge(pytester: pytest.Pytester) -> None:
+    from conftest import REPO
+
+    # Collected in this order (names apart from this folder's own test modules: in-process).
+    for name in ("test_correctness.py", "test_latency.py"):
+        pytester.makepyfile(**{"test_perf_" + name[5:-3]: (REPO / "perf" / name).read_text()})
+    result = pytester.runpytest("--collect-only", "-q", "-m", "cpu", "--sdperf-recipes=fp32,dpm_solver")
+    order = [line.split("::")[1].split("[")[0] for line in result.stdout.lines if "::" in line]
+    assert order == ["test_latency"] * 2 + ["test_determinism"] * 2 + ["test_fidelity"] * 2

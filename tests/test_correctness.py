@@ -1,141 +1,194 @@
-"""Determinism against goldens, fidelity per recipe, and the goldens shipped for this stack."""
+"""Determinism against goldens, fidelity per recipe, and the goldens shipped for this stack.
+
+The checks judge the images a run's benchmarks drew; the end-to-end runs here are shared
+(`cpu_run`, `model_folder_runs` in conftest.py) or one per emulated profile."""
 
 from __future__ import annotations
 
-import json
-import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_suite_runs import SMALL_REAL_WORKLOAD
 
-REPO = Path(__file__).resolve().parents[1]
-CORRECTNESS_TESTS = (REPO / "perf" / "test_correctness.py").read_text()
+from conftest import GOLDENS, ModelFolderRuns, SuiteRun, run_suite
 
 
-@pytest.fixture
-def correctness_suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makepyfile(test_correctness=CORRECTNESS_TESTS)
-    pytester.makefile(".toml", profiles=SMALL_REAL_WORKLOAD)
-    return pytester
-
-
-def perturb_one_value(safetensors_file: Path) -> None:
-    """Add 1.0 to the first float32 of the first tensor, in place (safetensors layout:
-    8-byte header length, JSON header, then raw little-endian data)."""
-    data = bytearray(safetensors_file.read_bytes())
-    (header_length,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8 : 8 + header_length])
-    name = next(k for k, v in header.items() if k != "__metadata__" and v["dtype"] == "F32")
-    offset = 8 + header_length + header[name]["data_offsets"][0]
-    (value,) = struct.unpack("<f", data[offset : offset + 4])
-    data[offset : offset + 4] = struct.pack("<f", value + 1.0)
-    safetensors_file.write_bytes(bytes(data))
-
-
-def test_a_golden_is_recorded_then_matched(correctness_suite: pytest.Pytester) -> None:
-    common = ["-m", "cpu", "-k", "determinism and fp32", "--sdperf-profiles-file=profiles.toml", "--sdperf-golden-dir=golden"]
-    first = correctness_suite.runpytest_subprocess(*common, "--sdperf-record-golden")
-    first.assert_outcomes(passed=1)
-    first.stdout.fnmatch_lines(["cpu-fp32 determinism: passed: determinism: recorded golden *"])
-    assert len(list((correctness_suite.path / "golden" / "cpu").glob("cpu-fp32--tiny-sd15--stack-*.json"))) == 1
-    again = correctness_suite.runpytest_subprocess(*common)
-    again.assert_outcomes(passed=1)
-    again.stdout.fnmatch_lines(["cpu-fp32 determinism: passed: determinism: matches golden cpu-fp32--tiny-sd15--*"])
-
-
-def test_a_perturbed_weight_file_is_caught(correctness_suite: pytest.Pytester) -> None:
-    model = correctness_suite.path / "model"
-    subprocess.run([sys.executable, "-m", "sdperf.cli", "build-model", "tiny-sd15", "--out", str(model)],
-                   check=True, capture_output=True, timeout=300)
-    common = ["-m", "cpu", "-k", "determinism and fp32", "--sdperf-profiles-file=profiles.toml",
-              "--sdperf-golden-dir=golden", f"--sdperf-model={model}"]
-    correctness_suite.runpytest_subprocess(*common, "--sdperf-record-golden").assert_outcomes(passed=1)
-    perturb_one_value(model / "unet" / "diffusion_pytorch_model.safetensors")
-    result = correctness_suite.runpytest_subprocess(*common)
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*determinism regression: the fixed-seed image changed from the golden * model weights changed*"])
-    review = next(correctness_suite.path.rglob("cpu-fp32-determinism"))
-    assert {p.name for p in review.iterdir()} == {"old.png", "new.png", "diff.png"}
-
-
-def test_fidelity_of_each_recipe_against_fp32(correctness_suite: pytest.Pytester) -> None:
-    # The shipped built-in workload: the one the recipes' PSNR floors were measured on.
-    result = correctness_suite.runpytest_subprocess("-m", "cpu", "-k", "fidelity", "--sdperf-recipes=fp32,dpm_solver", "-rs")
-    result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines([
-        "cpu-dpm_solver fidelity: passed: fidelity vs cpu-fp32: PSNR * dB (promise: changes-image, floor 20 dB)",
-        "skipped (cpu-fp32 fidelity): fp32 is the reference the other recipes are compared with",
+def test_a_golden_is_recorded_then_matched(model_folder_runs: ModelFolderRuns) -> None:
+    first, again = model_folder_runs.recorded, model_folder_runs.matched
+    first.lines().fnmatch_lines(["cpu-fp32 determinism: passed: determinism: recorded golden *"])
+    assert len(list((first.folder / "golden" / "cpu").glob(f"cpu-fp32--{model_folder_runs.model.name}--stack-*.json"))) == 1
+    assert again.outcomes() == {"passed": 2, "deselected": 1}, again.stdout[-3000:]
+    again.lines().fnmatch_lines([
+        f"cpu-fp32 determinism: passed: determinism: matches golden cpu-fp32--{model_folder_runs.model.name}--*"
+        # The benchmark's warm-up and two rounds in one worker, judged; no image drawn for the check.
+        "; 3 images in 1 worker(s), all *; across workers not shown: one worker drew them "
+        "(run the case with --sdperf-workers 2 to show it) (drawn by the cpu-fp32 benchmark)",
     ])
 
 
-def _check(recipe_fields: dict, images_dir: Path):
-    """A CaseCheck of the cpu profile's built-in workload for a made-up recipe."""
+def test_a_perturbed_weight_file_is_caught(model_folder_runs: ModelFolderRuns) -> None:
+    result = model_folder_runs.perturbed
+    assert result.outcomes() == {"passed": 1, "failed": 1, "deselected": 1}, result.stdout[-3000:]
+    result.lines().fnmatch_lines(["*determinism regression: the fixed-seed image changed from the golden * model weights changed*"])
+    review = next(result.folder.rglob("cpu-fp32-determinism"))
+    assert {p.name for p in review.iterdir()} == {"old.png", "new.png", "diff.png"}
+
+
+def test_every_cpu_recipe_is_checked_on_the_images_its_benchmark_drew(cpu_run: SuiteRun) -> None:
+    outcomes = cpu_run.outcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0, cpu_run.stdout[-5000:]
+    cases = cpu_run.cases()
+    timed = [case["recipe"] for case in cases.values() if case["kind"] == "latency" and case["status"] == "passed"]
+    assert {"fp32", "dpm_solver", "omp1", "bf16"} <= set(timed)
+    for recipe in timed:
+        # Two fresh workers, each a warm-up and a round: every image the check judged, none of its own.
+        note = cpu_run.note(f"cpu-{recipe} determinism")
+        assert "4 images in 2 worker(s), all " in note and "(drawn by the cpu-" + recipe + " benchmark)" in note, note
+        if recipe != "fp32":
+            assert "drawn by the cpu-" + recipe + " benchmark and the cpu-fp32 benchmark" in cpu_run.note(f"cpu-{recipe} fidelity")
+    cpu_run.lines().fnmatch_lines([
+        "cpu-dpm_solver fidelity: passed: fidelity vs cpu-fp32: PSNR * dB (promise: changes-image, floor 20 dB; *",
+        "skipped (*cpu-fp32 test_fidelity*): fp32 is the reference the other recipes are compared with",
+    ])
+
+
+def _png(path: Path, value: int) -> Path:
+    """A flat 16x16 image; two of them 10 apart in one channel are 32.9 dB apart (10 log10(255^2 * 3 / 100))."""
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), (value, 100, 100)).save(path)
+    return path
+
+
+def _check(recipe_fields: dict, tmp_path: Path, ours: int, theirs: int):
+    """A CaseCheck of the cpu profile's built-in workload for a made-up recipe, on a ledger where
+    the run's benchmarks drew the recipe's and the reference's images (two PNGs): no worker."""
     from sdperf.config.profiles import load_profiles
     from sdperf.config.recipes import REGISTRY, Recipe
     from sdperf.execution.cases import make_case
     from sdperf.models.store import ModelSpec
     from sdperf.pytest_plugin.checks import CaseCheck, GoldenPolicy
+    from sdperf.pytest_plugin.run_images import DrawnImages, RunImages
     from sdperf.storage.results import CaseResult
 
     profile = load_profiles()["cpu"]
     recipe = Recipe(name="probe", summary="test only", profiles=("cpu",), transforms=("dpm_solver",), **recipe_fields)
     case = make_case(profile, recipe, ModelSpec("tiny-sd15"), {"timeout_s": 300})
     reference = make_case(profile, REGISTRY["fp32"], ModelSpec("tiny-sd15"), {"timeout_s": 300})
+    images = RunImages(lambda: tmp_path, keep=False)
+    for drawn_case, value in ((case, ours), (reference, theirs)):
+        png = _png(tmp_path / f"{drawn_case.id}.png", value)
+        images.record(drawn_case, DrawnImages(f"the {drawn_case.id} benchmark", [(0, str(value) * 64)], {}, png))
     result = CaseResult(case.id, "t", "cpu", "probe", "tiny-sd15", kind="fidelity")
-    return CaseCheck(case, result, recipe, reference, images_dir, False, GoldenPolicy(Path("."), "cpu", False))
+    return CaseCheck(case, result, recipe, reference, images, tmp_path, GoldenPolicy(Path("."), "cpu", False))
 
 
-def test_a_recipe_below_its_psnr_floor_fails(tmp_path: Path) -> None:
-    check = _check({"fidelity": "changes-image", "min_psnr_db": 99.0, "fidelity_evidence": "test"}, tmp_path)
-    with pytest.raises(pytest.fail.Exception, match="below its floor of 99 dB"):
+def test_a_recipe_below_its_psnr_floor_fails_and_keeps_both_images(tmp_path: Path) -> None:
+    check = _check({"fidelity": "changes-image", "min_psnr_db": 99.0, "fidelity_evidence": "test"}, tmp_path, 110, 100)
+    with pytest.raises(pytest.fail.Exception, match=r"gives PSNR 32.9 dB against cpu-fp32, below its floor of 99 dB"):
         check.fidelity()
+    assert {p.name for p in (tmp_path / "cpu-probe-fidelity").iterdir()} == {"recipe.png", "reference.png"}
+    assert check.result.status == "failed" and "below its floor of 99 dB" in check.result.reason
+
+
+def test_a_recipe_within_its_floor_passes_naming_who_drew_the_images(tmp_path: Path) -> None:
+    check = _check({"fidelity": "changes-image", "min_psnr_db": 20.0, "fidelity_evidence": "test"}, tmp_path, 110, 100)
+    check.fidelity()
+    assert check.result.status == "passed"
+    assert check.result.notes[-1].startswith("fidelity vs cpu-fp32: PSNR 32.9 dB (promise: changes-image, floor 20 dB")
+    assert "drawn by the cpu-probe benchmark and the cpu-fp32 benchmark" in check.result.notes[-1]
 
 
 def test_a_recipe_that_breaks_its_bit_exact_promise_fails(tmp_path: Path) -> None:
-    check = _check({"fidelity": "bit-exact"}, tmp_path)
+    check = _check({"fidelity": "bit-exact"}, tmp_path, 101, 100)
     with pytest.raises(pytest.fail.Exception, match="promises a bit-exact image but differs from cpu-fp32"):
         check.fidelity()
 
 
-@pytest.mark.parametrize("profile", ["cpu", "pi4", "pi5", "sapphire_rapids"])
-def test_shipped_goldens_hold_for_every_cpu_profile(pytester: pytest.Pytester, profile: str) -> None:
-    """CI runs every recipe's correctness checks on the built-in model; where the repository
-    holds a golden for this host's stack and CPU kernels, the image must match it."""
-    pytester.makepyfile(test_correctness=CORRECTNESS_TESTS)
-    emulate = [] if profile == "cpu" else [f"--sdperf-profile={profile}"]
-    result = pytester.runpytest_subprocess(
-        "-m", profile, f"--sdperf-golden-dir={REPO / 'baselines' / 'golden'}", *emulate,
+def test_a_check_of_a_benchmark_that_failed_fails_with_its_reason_and_draws_nothing(tmp_path: Path) -> None:
+    from sdperf.pytest_plugin.run_images import DrawnImages
+
+    check = _check({"fidelity": "bit-exact"}, tmp_path, 100, 100)
+    check.images.record(check.case, DrawnImages("the cpu-probe benchmark", [], {}, None,
+                                                stopped="worker was killed by signal SIGKILL (9)"))
+    with pytest.raises(pytest.fail.Exception, match=r"no image of cpu-probe to check: the cpu-probe benchmark drew "
+                                                    r"none: worker was killed by signal SIGKILL \(9\)"):
+        check.determinism()
+
+
+A, B = "a" * 64, "b" * 64
+
+
+@pytest.mark.parametrize(
+    ("images", "problem", "evidence"),
+    [
+        ([(0, A), (0, A), (1, A), (1, A)], None, "4 images in 2 worker(s), all aaaaaaaaaaaa"),
+        ([(0, A), (0, B)], "two generations with one seed in one worker differ (aaaaaaaaaaaa then bbbbbbbbbbbb)", ""),
+        ([(0, A), (0, A), (1, B)], "two fresh workers give different images for one seed (aaaaaaaaaaaa and bbbbbbbbbbbb)",
+         ""),
+        # A Pi's real-weights run: one image, one worker; what it cannot show is said, not passed over.
+        ([(0, A)], None, "within one worker not shown: no worker drew two images; across workers not shown: "
+                         "one worker drew them (advice)"),
+        ([(0, A), (1, A)], None, "2 fresh workers drew aaaaaaaaaaaa; within one worker not shown"),
+        ([], "no image was drawn, so determinism cannot be judged", ""),
+    ],
+)
+def test_determinism_is_judged_from_the_images_each_worker_drew(images, problem, evidence) -> None:
+    from sdperf.judging.determinism import judge_determinism
+
+    found = judge_determinism("cpu-x", images, "advice")
+    if problem:
+        assert found.problem == f"case cpu-x: {problem}"
+    else:
+        assert found.problem is None and found.evidence().startswith(evidence)
+
+
+def shipped_goldens_for_this_host(profile: str, cpu_run: SuiteRun) -> list[str]:
+    """The goldens shipped for `profile`, this host's CPU kernels and the installed pixel
+    packages (as the cpu run's fp32 worker reported them)."""
+    from sdperf.storage.goldens import stack_digest
+
+    audit = cpu_run.cases()["cpu-fp32"]["load"]["audit"]
+    folder = GOLDENS / ("cpu" if profile == "cpu" else f"emulated-{profile}")
+    pattern = f"*--stack-{stack_digest(audit['packages'])}--{audit['cpu_capability']}.json"
+    return sorted(path.stem for path in folder.glob(pattern))
+
+
+def test_goldens_are_shipped_for_this_hosts_kernels_and_stack(cpu_run: SuiteRun) -> None:
+    # Recorded on AVX-512 and AVX2 hosts for the pinned stack: a fresh clone compares, on either.
+    assert shipped_goldens_for_this_host("cpu", cpu_run), "no golden for this host's kernels and stack in baselines/golden/cpu"
+    for stem in shipped_goldens_for_this_host("cpu", cpu_run):
+        cpu_run.lines().fnmatch_lines([f"*determinism: matches golden {stem}.json*"])
+
+
+@pytest.mark.parametrize(
+    ("profile", "files"),
+    [
+        # Checks alone: they draw their own images, and the control image once for every fidelity check.
+        ("pi4", ("test_correctness.py",)),
+        ("pi5", ("test_latency.py", "test_correctness.py")),
+        ("sapphire_rapids", ("test_latency.py", "test_correctness.py")),
+    ],
+)
+def test_shipped_goldens_hold_for_every_emulated_cpu_profile(
+    tmp_path: Path, cpu_run: SuiteRun, profile: str, files: tuple[str, ...]
+) -> None:
+    """Every recipe's correctness checks on the built-in model, emulating each CPU profile; where
+    the repository holds a golden for this host's stack and CPU kernels, the image must match it."""
+    result = run_suite(
+        tmp_path, "-m", profile, f"--sdperf-profile={profile}", f"--sdperf-golden-dir={GOLDENS}",
+        "--sdperf-rounds=1", "--sdperf-warmup=1", "--sdperf-progress=0", "--benchmark-json=run.json", "-rs", files=files,
     )
-    outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0, result.stdout.str()
+    outcomes = result.outcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0, result.stdout[-5000:]
     assert outcomes.get("passed", 0) >= 1
     # Each golden shipped for this profile, these pixel packages and this CPU's kernels is found
     # and compared (a golden that is never found passes with a note: it proves nothing).
-    for stem in shipped_goldens_for_this_host(profile):
-        result.stdout.fnmatch_lines([f"*determinism: matches golden {stem}.json*"])
-
-
-def _this_host() -> tuple[str, str]:
-    """(torch's CPU kernel set, digest of the installed pixel packages), from a fresh interpreter."""
-    done = subprocess.run(
-        [sys.executable, "-c", "import torch; from sdperf.common.packages import package_versions; "
-         "from sdperf.storage.goldens import stack_digest; "
-         "print(torch.backends.cpu.get_cpu_capability(), stack_digest(package_versions()))"],
-        check=True, capture_output=True, text=True, timeout=300,
-    )
-    capability, stack = done.stdout.split()
-    return capability, stack
-
-
-def shipped_goldens_for_this_host(profile: str) -> list[str]:
-    capability, stack = _this_host()
-    folder = REPO / "baselines" / "golden" / ("cpu" if profile == "cpu" else f"emulated-{profile}")
-    return sorted(path.stem for path in folder.glob(f"*--stack-{stack}--{capability}.json"))
-
-
-def test_goldens_are_shipped_for_this_hosts_kernels_and_stack() -> None:
-    # Recorded on AVX-512 and AVX2 hosts for the pinned stack: a fresh clone compares, on either.
-    assert shipped_goldens_for_this_host("cpu"), f"no golden for {_this_host()} in baselines/golden/cpu"
+    for stem in shipped_goldens_for_this_host(profile, cpu_run):
+        result.lines().fnmatch_lines([f"*determinism: matches golden {stem}.json*"])
+    drawn_by = {case["case_id"]: case["notes"][-1] for case in result.saved()["sdperf"]["cases"]
+                if case["kind"] == "fidelity" and case["status"] == "passed"}
+    if profile == "pi4":
+        # The control image is drawn once per run: by the first check that needed it.
+        assert all(f"and the {profile}-fp32 determinism check" in note for note in drawn_by.values()), drawn_by
+    else:
+        assert all(f"and the {profile}-fp32 benchmark" in note for note in drawn_by.values()), drawn_by

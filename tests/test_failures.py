@@ -39,7 +39,8 @@ def test_killed_and_hung_cases_fail_alone_and_the_rest_is_saved(pytester: pytest
     pytester.makepyfile(test_three=THREE_CASES)
     pytester.makeconftest(SABOTAGE)
     result = pytester.runpytest_subprocess(
-        "-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=3", "--sdperf-warmup=0", "--sdperf-timeout=25",
+        "-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=3", "--sdperf-warmup=0", "--sdperf-workers=1",
+        "--sdperf-timeout=25",
         "--benchmark-json=run.json", "-p", "no:cacheprovider",
     )
     result.assert_outcomes(passed=1, failed=2)

@@ -12,7 +12,8 @@ import pytest
 
 from sdperf.cli.main import main
 
-EMULATED = ("-m", "cpu", "--sdperf-profile=cpu", "--sdperf-progress=0", "--sdperf-warmup=0")
+# One worker a case unless a test is about rotation: each costs seconds of start and load.
+EMULATED = ("-m", "cpu", "--sdperf-profile=cpu", "--sdperf-progress=0", "--sdperf-warmup=0", "--sdperf-workers=1")
 
 
 def saved_runs(folder: Path) -> list[Path]:
@@ -73,13 +74,13 @@ def test_a_broken_baseline_stops_the_run_naming_the_file(latency_suite: pytest.P
     broken = latency_suite.path / "baselines" / "emulated-cpu" / "Linux-CPython-3.11-64bit" / "0001_baseline.json"
     broken.parent.mkdir(parents=True)
     broken.write_text('{"machine_info": {"cpu": ')
-    result = latency_suite.runpytest_subprocess(*EMULATED, "--benchmark-compare")
+    result = latency_suite.runpytest(*EMULATED, "--benchmark-compare")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--benchmark-compare: {broken}: not valid JSON*truncated*"])
 
 
 def test_compare_fail_without_a_baseline_says_how_to_make_one(latency_suite: pytest.Pytester) -> None:
-    result = latency_suite.runpytest_subprocess(*EMULATED, "--benchmark-compare", "--benchmark-compare-fail=mean:5%")
+    result = latency_suite.runpytest(*EMULATED, "--benchmark-compare", "--benchmark-compare-fail=mean:5%")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*no baseline for emulated-cpu in */baselines/emulated-cpu*sdperf promote RUN.json*"])
 

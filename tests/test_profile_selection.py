@@ -55,7 +55,7 @@ def pi5_suite(latency_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -
 def _run_pi5(suite: pytest.Pytester, *extra: str):
     return suite.runpytest_subprocess(
         "-m", "pi5", "--sdperf-recipes=fp32", "--sdperf-host-root=fake-root", "--sdperf-rounds=2", "--sdperf-warmup=0",
-        "--benchmark-autosave", "--benchmark-json=run.json", *extra,
+        "--sdperf-workers=1", "--benchmark-autosave", "--benchmark-json=run.json", *extra,
     )
 
 
@@ -116,12 +116,12 @@ def test_emulated_runs_are_stored_apart_from_real_ones(latency_suite: pytest.Pyt
 
 
 def test_pi5_compare_on_another_host_skips_naming_the_host(latency_suite: pytest.Pytester) -> None:
-    result = latency_suite.runpytest_subprocess("-m", "pi5", "--sdperf-recipes=fp32", "--benchmark-compare", "-rs")
+    result = latency_suite.runpytest("-m", "pi5", "--sdperf-recipes=fp32", "--benchmark-compare", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*profile pi5 does not run here (host detected as cpu: *"])
 
 
 def test_host_root_that_is_not_a_folder_is_refused(latency_suite: pytest.Pytester) -> None:
-    result = latency_suite.runpytest_subprocess("--collect-only", "--sdperf-host-root=/no/such/root")
+    result = latency_suite.runpytest("--collect-only", "--sdperf-host-root=/no/such/root")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--sdperf-host-root: '/no/such/root' is not a folder; give the folder holding proc/ and sys/*"])

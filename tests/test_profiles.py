@@ -97,6 +97,6 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 def test_plugin_reports_a_malformed_profile_file(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", profiles="schema = 1\n[profiles.cpu\n")
-    result = pytester.runpytest_subprocess("--collect-only", "--sdperf-profiles-file=profiles.toml")
+    result = pytester.runpytest("--collect-only", "--sdperf-profiles-file=profiles.toml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--sdperf-profiles-file: profile file *profiles.toml* is not valid TOML*"])

@@ -11,6 +11,7 @@ import textwrap
 
 import pytest
 
+from conftest import SuiteRun
 from sdperf.config.profiles import load_profiles
 from sdperf.config.recipes import REGISTRY
 from sdperf.execution.cases import make_case
@@ -20,6 +21,7 @@ from sdperf.host.detection import detect_host
 from sdperf.models.store import ModelSpec
 
 QUICK = ("-m", "cpu", "--sdperf-profile=cpu", "--sdperf-rounds=1", "--sdperf-warmup=0", "--sdperf-progress=0", "-rs")
+# The end-to-end run of every cpu recipe (tests/conftest.py) holds the system recipes' audits.
 PROFILES = load_profiles()
 
 
@@ -37,12 +39,11 @@ def cases_of(path) -> dict[str, dict]:
 SYSTEM_RECIPES = ("threads_unset", "omp1", "omp_cores_openblas1", "jemalloc", "tcmalloc", "pin_cores", "bf16", "xeon_stack")
 
 
-def test_system_level_recipes_run_and_prove_what_is_in_force(latency_suite: pytest.Pytester) -> None:
+def test_system_level_recipes_run_and_prove_what_is_in_force(cpu_run: SuiteRun) -> None:
     names = runnable_here(*SYSTEM_RECIPES)
     assert {"omp1", "bf16"} <= set(names)  # these need nothing beyond the suite's own packages
-    result = latency_suite.runpytest_subprocess(*QUICK, f"--sdperf-recipes={','.join(names)}", "--benchmark-json=run.json")
-    result.assert_outcomes(passed=len(names))
-    cases = cases_of(latency_suite.path / "run.json")
+    cases = cpu_run.cases()
+    assert {name: cases[f"cpu-{name}"]["status"] for name in names} == dict.fromkeys(names, "passed")
     audit_of = {name: cases[f"cpu-{name}"]["load"]["audit"] for name in names}
     proof_of = {name: cases[f"cpu-{name}"]["load"]["transform_proof"] for name in names}
     assert audit_of["omp1"]["torch_threads"] == 1
@@ -76,7 +77,7 @@ def test_a_thread_variable_overridden_inside_the_worker_fails_the_case(
     monkeypatch.setenv("PYTHONPATH", str(site))
     # Workers inherit no PYTHONPATH unless told to: name it, as a user would to pass a site-wide setting.
     result = latency_suite.runpytest_subprocess(
-        *QUICK, "--sdperf-recipes=omp1,fp32", "--benchmark-json=run.json", "--sdperf-inherit-env=PYTHONPATH"
+        *QUICK, "--sdperf-recipes=omp1,fp32", "--benchmark-json=run.json", "--sdperf-inherit-env=PYTHONPATH",
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
@@ -89,7 +90,7 @@ def test_a_thread_variable_overridden_inside_the_worker_fails_the_case(
 
 
 def test_a_recipe_that_cannot_take_effect_here_is_skipped_with_its_reason(latency_suite: pytest.Pytester) -> None:
-    result = latency_suite.runpytest_subprocess(
+    result = latency_suite.runpytest(
         "-m", "pi5", "--sdperf-profile=pi5", "--sdperf-recipes=omp4_openblas1,ipex_bf16", "--sdperf-rounds=1",
         "--collect-only", "-q",
     )
@@ -97,7 +98,7 @@ def test_a_recipe_that_cannot_take_effect_here_is_skipped_with_its_reason(latenc
     result.stdout.fnmatch_lines(["*test_latency[[]pi5-omp4_openblas1[]]*", "*1/* tests collected*"])
     assert "pi5-ipex_bf16" not in result.stdout.str()
     if host_facts(detect_host(), environment_python).cpus < 4:
-        ran = latency_suite.runpytest_subprocess(
+        ran = latency_suite.runpytest(
             "-m", "pi5", "--sdperf-profile=pi5", "--sdperf-recipes=omp4_openblas1", "--sdperf-rounds=1", "-rs"
         )
         ran.assert_outcomes(skipped=1)
@@ -154,7 +155,7 @@ except WorkloadError as error:
     assert "REFUSED the pipeline returned 128x128 images, the workload asks for 96x96" in out
 
 
-def test_gpu_recipe_code_paths_that_diffusers_allows_on_a_cpu_run_here() -> None:
+def test_gpu_recipe_code_paths_that_diffusers_allows_on_a_cpu_run_here_and_tiny_sd3_generates() -> None:
     out = _in_worker(CASE_SCRIPT + '''
 import torch
 from sdperf.worker import transforms
@@ -162,6 +163,10 @@ found, loaded = session("cuda_lowvram", "drop_t5", "tiny-sd3", on_cpu=True, gene
 print("dropped", loaded["transform_proof"]["load"].get("dropped"), found.pipe.text_encoder_3)
 print("drop_t5 image", found.generate()["image_shape"])
 found, loaded = session("cuda_lowvram", "fp32", "tiny-sd3", generator_device="cpu")
+reply = found.generate()
+print("sd3", json.dumps({"class": loaded["pipeline_class"], "components": sorted(loaded["components"]),
+                         "shape": reply["image_shape"], "steps": len(reply["step_s"]), "calls": reply["denoiser_calls"],
+                         "phases": [reply["text_encoding_s"] > 0, reply["vae_decode_s"] > 0]}))
 found.pipe, proof = transforms.vae_tiling(found.pipe, found.case)
 print("tiling", proof, found.generate()["image_shape"])
 try:
@@ -169,6 +174,11 @@ try:
 except RuntimeError as error:
     print("offload refused:", error)
 ''')
+    # tiny-sd3 generates as the report's pipeline does: three text encoders, a transformer, 28 steps.
+    sd3 = json.loads(next(line for line in out.splitlines() if line.startswith("sd3 "))[4:])
+    assert sd3["class"] == "StableDiffusion3Pipeline"
+    assert {"text_encoder", "text_encoder_2", "text_encoder_3", "transformer"} <= set(sd3["components"])
+    assert sd3["shape"] == [1, 256, 256, 3] and sd3["steps"] == sd3["calls"] == 28 and sd3["phases"] == [True, True]
     assert "dropped ['text_encoder_3', 'tokenizer_3'] None" in out
     assert "drop_t5 image [1, 256, 256, 3]" in out
     assert "tiling {'vae_tiling': True} [1, 256, 256, 3]" in out

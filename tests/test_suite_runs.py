@@ -1,50 +1,24 @@
-"""The benchmark suite run end to end the way users run it, on small workloads."""
+"""The benchmark suite run end to end the way users run it: one run of every `cpu` recipe
+(`cpu_run`, shared with the recipe and correctness tests) asserted from several angles,
+and a folder of real-format weights run with its profile's real workload."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import builtin_model_path
-
-# A profile table whose *real-weights* workload is tiny, so a real-model run stays cheap here.
-SMALL_REAL_WORKLOAD = """
-schema = 1
-[profiles.cpu]
-description = "test"
-pipeline = "StableDiffusionPipeline"
-builtin_model = "tiny-sd15"
-recipes = ["fp32"]
-[profiles.cpu.workload]
-prompt = "a lighthouse"
-height = 64
-width = 96
-steps = 3
-[profiles.cpu.real]
-rounds = 2
-warmup = 1
-timeout_s = 300
-[profiles.cpu.builtin]
-height = 128
-rounds = 1
-warmup = 0
-timeout_s = 300
-"""
+from conftest import ModelFolderRuns, SuiteRun, builtin_model_path
 
 
-def test_a_model_folder_runs_the_profiles_real_workload(latency_suite: pytest.Pytester) -> None:
-    folder = builtin_model_path("tiny-sd15")
-    latency_suite.makefile(".toml", profiles=SMALL_REAL_WORKLOAD)
-    result = latency_suite.runpytest_subprocess(
-        "--sdperf-profiles-file=profiles.toml", f"--sdperf-model={folder}", "--benchmark-json=run.json"
-    )
-    result.assert_outcomes(passed=1)
-    saved = json.loads((latency_suite.path / "run.json").read_text())
+def test_a_model_folder_runs_the_profiles_real_workload(model_folder_runs: ModelFolderRuns) -> None:
+    run = model_folder_runs.recorded
+    assert run.outcomes() == {"passed": 2, "deselected": 1}, run.stdout[-3000:]
+    saved = run.saved()
     extra = saved["benchmarks"][0]["extra_info"]
+    folder = model_folder_runs.model
     assert extra["model"] == folder.name
     assert extra["load"]["model_path"] == str(folder)
     # The real-weights workload and run size, not the built-in ones.
@@ -54,57 +28,66 @@ def test_a_model_folder_runs_the_profiles_real_workload(latency_suite: pytest.Py
 
 def test_a_model_of_another_pipeline_is_skipped_naming_both(latency_suite: pytest.Pytester) -> None:
     folder = builtin_model_path("tiny-sd3")
-    result = latency_suite.runpytest_subprocess("-m", "cpu", "--sdperf-recipes=fp32", f"--sdperf-model={folder}", "-rs")
+    result = latency_suite.runpytest("-m", "cpu", "--sdperf-recipes=fp32", f"--sdperf-model={folder}", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(
         [f"*profile cpu needs a StableDiffusionPipeline model; {folder.name} is a StableDiffusion3Pipeline*"]
     )
 
 
-def test_live_progress_shows_step_rate_and_time_left(latency_suite: pytest.Pytester) -> None:
-    result = latency_suite.runpytest_subprocess(
-        "-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=1", "--sdperf-warmup=0", "--sdperf-progress=0.01"
-    )
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["[[]cpu-fp32[]] round 1/1: step */21, * s/it, about * s left in this image"])
+def test_live_progress_shows_step_rate_and_time_left(cpu_run: SuiteRun) -> None:
+    cpu_run.lines().fnmatch_lines([
+        "[[]cpu-fp32[]] warm-up 1/1: step */21, * s/it, about * s left in this image",
+        "[[]cpu-fp32[]] round 1/2: step */21, * s/it, about * s left in this image",
+    ])
 
 
-def test_results_table_and_pytest_benchmark_compare_read_the_saved_run(latency_suite: pytest.Pytester) -> None:
-    result = latency_suite.runpytest_subprocess(
-        "-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=2", "--sdperf-warmup=1", "--benchmark-json=run.json"
-    )
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*sdperf results*", "case * status * mean s*", "cpu-fp32 * tiny-sd15 * passed * 2 *"])
+def test_results_table_and_pytest_benchmark_compare_read_the_saved_run(cpu_run: SuiteRun) -> None:
+    cpu_run.lines().fnmatch_lines(["*sdperf results*", "case * status * mean s*", "cpu-fp32 * tiny-sd15 * passed * 2 *"])
     compare = subprocess.run(
-        [str(Path(sys.executable).with_name("pytest-benchmark")), "compare", str(latency_suite.path / "run.json")],
+        [str(Path(sys.executable).with_name("pytest-benchmark")), "compare", str(cpu_run.folder / "run.json")],
         capture_output=True, text=True, timeout=120,
     )
     assert compare.returncode == 0, compare.stderr
     assert "test_latency[cpu-fp32]" in compare.stdout
-    saved = json.loads(Path(latency_suite.path / "run.json").read_text())
-    extra = saved["benchmarks"][0]["extra_info"]
-    assert extra["sdperf_schema"] == saved["sdperf"]["schema"] == 4
+    saved = cpu_run.saved()
+    extra = next(b for b in saved["benchmarks"] if b["name"] == "test_latency[cpu-fp32]")["extra_info"]
+    assert extra["sdperf_schema"] == saved["sdperf"]["schema"] == 5
     assert len(extra["latencies_s"]) == 2  # raw samples, kept for verdicts
     assert set(extra["phase_means_s"]) == {"text_encoding_s", "denoise_s", "vae_decode_s", "other_s"}
     assert extra["peak_rss_bytes"] > 0 and len(extra["image_sha256"]) == 1
     assert extra["load"]["audit"]["torch_threads"] >= 1
+    # Rounds spread over two fresh workers, each warmed up first; every image's hash kept.
+    case = cpu_run.cases()["cpu-fp32"]
+    assert [r["worker"] for r in case["rounds"]] == [0, 1] and case["workers_started"] == 2
+    assert [w["worker"] for w in case["warmup_images"]] == [0, 1]
 
 
-def test_saved_images_are_found_from_the_json_and_carry_their_settings(latency_suite: pytest.Pytester) -> None:
+def test_after_the_table_the_run_says_where_it_went_and_what_to_run_next(cpu_run: SuiteRun) -> None:
+    (autosaved,) = (cpu_run.folder / ".benchmarks" / "cpu").glob("*/0001_*.json")
+    shown = autosaved.relative_to(cpu_run.folder)
+    cpu_run.lines().fnmatch_lines([
+        "saved: run.json",
+        f"saved: {shown}",
+        f"next: sdperf promote {shown}   # make this run the cpu baseline (baselines/cpu/)",
+        "      pytest -m cpu --benchmark-compare   # judge a later run against that baseline",
+    ])
+    # Correctness ran in this run: nothing to advise there; the other profiles' cases said why they skipped.
+    assert "determinism or fidelity'" not in cpu_run.stdout
+    assert "| cpu-fp32 | tiny-sd15 | ✅ passed |" in (cpu_run.folder / "summary.md").read_text()
+
+
+def test_saved_images_are_found_from_the_json_and_carry_their_settings(cpu_run: SuiteRun) -> None:
     from sdperf.common.pngmeta import read_png
 
-    result = latency_suite.runpytest_subprocess(
-        "-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=1", "--sdperf-warmup=0",
-        "--sdperf-save-images=images", "--benchmark-json=run.json",
-    )
-    result.assert_outcomes(passed=1)
-    saved = json.loads((latency_suite.path / "run.json").read_text())
+    saved = cpu_run.saved()
     images_dir = Path(saved["sdperf"]["images_dir"])
-    image = Path(saved["benchmarks"][0]["extra_info"]["image_path"])
-    assert image.parent == images_dir and images_dir.parent == latency_suite.path / "images"
+    benchmark = next(b for b in saved["benchmarks"] if b["name"] == "test_latency[cpu-fp32]")
+    image = Path(benchmark["extra_info"]["image_path"])
+    assert image.parent == images_dir and images_dir.parent == cpu_run.folder / "images"
     settings = read_png(image)
     assert (settings.prompt, settings.seed, settings.steps) == ("sailing ship in storm by Rembrandt", 0, 20)
     assert (settings.width, settings.height, settings.recipe, settings.model) == (128, 128, "fp32", "tiny-sd15")
     assert settings.scheduler == "PNDMScheduler" and settings.guidance == 7.5
-    assert settings.model_sha256 == saved["benchmarks"][0]["extra_info"]["load"]["weights_sha256"]
+    assert settings.model_sha256 == benchmark["extra_info"]["load"]["weights_sha256"]
     assert settings.packages["torch"].startswith("2.")

@@ -91,3 +91,46 @@ def test_a_comparable_published_figure_is_shown_against_the_measured_one() -> No
     result = _result(case_id="pi5-fp32", status="passed", parent_latencies_s=[893.55], reference=reference)
     lines = results_table([result])
     assert "pi5-fp32 published: 851 s, OMP 4; measured here 893.5 s (+5%); source: blog" in lines
+
+
+def test_after_the_table_the_run_says_where_it_was_saved_and_what_to_run_next(tmp_path) -> None:
+    from pathlib import Path
+
+    from sdperf.reporting.next_steps import next_steps
+
+    saved = [tmp_path / ".benchmarks" / "cpu" / "Linux-CPython-3.11-64bit" / "0003_tag.json"]
+    latency = _result(status="passed", kind="latency")
+    lines = next_steps([latency], saved, "cpu", None, tmp_path)
+    assert lines == [
+        "saved: .benchmarks/cpu/Linux-CPython-3.11-64bit/0003_tag.json",
+        "next: sdperf promote .benchmarks/cpu/Linux-CPython-3.11-64bit/0003_tag.json   # make this run the cpu "
+        "baseline (baselines/cpu/)",
+        "      pytest -m cpu --benchmark-compare   # judge a later run against that baseline",
+        "      pytest -m cpu -k 'determinism or fidelity'   # the correctness checks: fixed-seed images against "
+        "goldens, each recipe against the control image",
+    ]
+    # Checks ran: no advice to run them; an emulated run says how to emulate again.
+    check = _result(case_id="cpu-fp32 determinism", status="passed", kind="determinism")
+    emulated = next_steps([latency, check], saved, "emulated-cpu", "cpu", tmp_path)
+    assert emulated[2] == "      pytest --sdperf-profile cpu -m cpu --benchmark-compare   # judge a later run against that baseline"
+    assert len(emulated) == 3
+    # A JSON file only, an A/B run, or nothing timed: where it went, nothing to promote.
+    assert next_steps([latency], [Path("/elsewhere/run.json")], "cpu", None, tmp_path) == ["saved: /elsewhere/run.json"]
+    assert next_steps([latency], saved, "ab-cpu", None, tmp_path) == [f"saved: {saved[0].relative_to(tmp_path)}"]
+    assert next_steps([_result(status="failed")], saved, "cpu", None, tmp_path)[1:] == []
+
+
+def test_without_interleaving_vs_control_is_the_control_case_of_the_same_run_and_says_so() -> None:
+    from sdperf.reporting.table import SAME_RUN_NOTE
+
+    control = _result(status="passed", parent_latencies_s=[1.0, 1.0])
+    faster = _result(case_id="cpu-dpm_solver", recipe="dpm_solver", status="passed", parent_latencies_s=[0.5, 0.5])
+    other_profile = _result(case_id="pi5-omp1", profile="pi5", recipe="omp1", status="passed", parent_latencies_s=[2.0])
+    lines = results_table([control, faster, other_profile], controls={"cpu": "fp32", "pi5": "fp32"})
+    rows = {line.split()[0]: line for line in lines[2:5]}
+    assert rows["cpu-fp32"].endswith("(control)")
+    assert rows["cpu-dpm_solver"].endswith("-50.0% same run")
+    assert rows["pi5-omp1"].endswith("-")  # its control did not run here
+    assert SAME_RUN_NOTE in lines
+    # Without the profiles' controls (or when interleaved) nothing is made up.
+    assert not any("same run" in line for line in results_table([control, faster]))

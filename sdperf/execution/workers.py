@@ -36,10 +36,12 @@ def open_worker(
     on_warmup: Callable[[int], None] | None = None,
     warmup: bool = True,
     deadline: Deadline | None = None,
+    on_warmup_reply: Callable[[dict], None] | None = None,
 ) -> tuple[Worker, float | None]:
     """A worker for `case`, started, loaded and (unless `warmup` is False) warmed up:
     (worker, first call in s). Closed again if any of that fails; the callbacks see each
-    stage, so a failure loses nothing. `deadline` is the case's, shared with its other workers."""
+    stage (a warm-up's reply too: its image counts), so a failure loses nothing. `deadline`
+    is the case's, shared with its other workers."""
     worker = Worker(case, on_event=on_event, progress_every_s=progress_every_s, deadline=deadline)
     try:
         worker.start()
@@ -49,21 +51,24 @@ def open_worker(
         if on_loaded:
             on_loaded({key: value for key, value in reply.items() if key != "ok"})
         require_in_force(case, reply)
-        first_call_s = warm_up(worker, case, on_warmup) if warmup else None
+        first_call_s = warm_up(worker, case, on_warmup, on_warmup_reply) if warmup else None
     except BaseException:
         worker.close()
         raise
     return worker, first_call_s
 
 
-def warm_up(worker: Worker, case: Case, on_warmup: Callable[[int], None] | None = None) -> float | None:
+def warm_up(worker: Worker, case: Case, on_warmup: Callable[[int], None] | None = None,
+            on_reply: Callable[[dict], None] | None = None) -> float | None:
     """The case's untimed warm-up calls; returns how long the first took."""
     first_call_s = None
     for index in range(case.run.warmup):
         if on_warmup:
             on_warmup(index)
         started = time.perf_counter()
-        worker.request("generate")
+        reply = worker.request("generate")
+        if on_reply:
+            on_reply(reply)
         if index == 0:
             # The first call pays for lazy initialisation (and compilation, for some recipes).
             first_call_s = time.perf_counter() - started

@@ -82,6 +82,23 @@ def runs_in_storage(config: pytest.Config, compare) -> list[str]:
     return [str(path) for path in (runs.query("[0-9][0-9][0-9][0-9]_")[-1:] if compare is True else runs.query(str(compare)))]
 
 
+def saved_runs(config: pytest.Config) -> list[Path]:
+    """The files pytest-benchmark wrote this run (--benchmark-json, and the numbered run of
+    --benchmark-save/--benchmark-autosave in the storage); after it saved, so from the summary on."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not getattr(session, "benchmarks", None):
+        return []
+    found = []
+    if session.json and Path(session.json).is_file():
+        found.append(Path(session.json).resolve())
+    tag = session.save or session.autosave
+    folder = getattr(session.storage, "path", None)
+    if tag and folder is not None:
+        machine = getattr(session.storage, "default_machine_id", None) or ""
+        found.extend(sorted((Path(folder) / machine).glob(f"[0-9][0-9][0-9][0-9]_{tag}.json"))[-1:])
+    return found
+
+
 def machine_id() -> str:
     """pytest-benchmark's folder name for this machine (OS, Python implementation and version)."""
     from pytest_benchmark.utils import get_machine_id

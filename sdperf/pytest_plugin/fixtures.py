@@ -145,11 +145,14 @@ def _case_bench(request: pytest.FixtureRequest, case: Case, kind: str, check_hos
         control_png, save_png = folder / f"{case.id}-a.png", folder / f"{case.id}-b.png"
     elif settings.interleave and kind == "latency":
         control = case_for(session, case.profile, profile.control, case.model)
+    images = session.run_images() if kind == "latency" and sides is None else None
+    if images is not None and save_png is None and session.checks_selected:
+        save_png = images.png_path(case)  # for the checks only: removed at the end of the run
     return CaseBench(
         request, case, result, settings.progress_every_s, say_live(request.config), settings.host_root,
         profile.limits, save_png=save_png, policy=profile.verdict,
         control=control, find_baseline=baseline_lookup(request.config) if kind == "latency" else None,
-        ab_sides=sides, control_png=control_png, keep_images=settings.save_images is not None,
+        ab_sides=sides, control_png=control_png, keep_images=settings.save_images is not None, images=images,
     )
 
 
@@ -187,6 +190,6 @@ def sdperf_check(request: pytest.FixtureRequest, sdperf_case: Case) -> CaseCheck
         record=settings.record_golden,
     )
     return CaseCheck(
-        sdperf_case, result, REGISTRY[sdperf_case.recipe], reference, session.images_dir(),
-        keep_images=settings.save_images is not None, golden=golden,
+        sdperf_case, result, REGISTRY[sdperf_case.recipe], reference, session.run_images(), session.images_dir(),
+        golden=golden,
     )

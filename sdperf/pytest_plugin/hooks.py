@@ -14,6 +14,7 @@ import pytest
 from sdperf.pytest_plugin import benchmark_adapter as adapter
 from sdperf.pytest_plugin import hookspecs, options
 from sdperf.pytest_plugin.session import CASE_RESULT_KEY, SESSION_KEY, SdperfSession, failure_line, session_of
+from sdperf.reporting.next_steps import next_steps
 from sdperf.reporting.table import results_table
 from sdperf.storage.results import RESULT_SCHEMA_VERSION, Status
 
@@ -127,7 +128,8 @@ def _write_markdown(session: SdperfSession) -> None:
 
     if not session.results:
         return
-    text = markdown_report(session.results, session.run_note(), title=f"sdperf: {session.storage_key()}")
+    text = markdown_report(session.results, session.run_note(), title=f"sdperf: {session.storage_key()}",
+                           controls=session.controls())
     markdown = session.settings.markdown
     if markdown is not None:
         markdown.parent.mkdir(parents=True, exist_ok=True)
@@ -146,8 +148,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     note = session.run_note()
     if note:
         terminalreporter.write_line(note)
-    for line in results_table(session.results):
+    for line in results_table(session.results, session.controls()):
         terminalreporter.write_line(line)
+    # pytest-benchmark has saved by now (in its session finish, before this summary).
+    saved = adapter.saved_runs(config)
+    if saved:
+        for line in next_steps(session.results, saved, session.storage_key(), session.settings.emulate, config.rootpath):
+            terminalreporter.write_line(line)
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:

@@ -25,6 +25,7 @@ from sdperf.judging import verdicts as judge
 from sdperf.judging.images import compare_images
 from sdperf.judging.statistics import paired_overhead
 from sdperf.pytest_plugin.benchmark_adapter import BaselineLookup, Timer
+from sdperf.pytest_plugin.run_images import DrawnImages, RunImages
 from sdperf.storage.results import CaseResult, Status, summarise
 
 
@@ -47,6 +48,7 @@ class CaseBench:
         ab_sides: ab.Sides | None = None,
         control_png: Path | None = None,
         keep_images: bool = False,
+        images: RunImages | None = None,
     ) -> None:
         self.request = request
         self.case = case
@@ -62,6 +64,8 @@ class CaseBench:
         self.ab_sides = ab_sides
         self.control_png = control_png
         self.keep_images = keep_images
+        # The run's image ledger: this case's warm-up and timed images go there for the checks.
+        self.images = images
         self._say = say
         self._round_label = "load"
         self.timer = Timer(request, case.profile)
@@ -94,9 +98,16 @@ class CaseBench:
         def warming(index: int) -> None:
             self._round_label = f"warm-up {index + 1}/{self.case.run.warmup}"
 
+        def warmed(reply: dict) -> None:
+            # Untimed, but an image of the case's seed all the same: the checks count it.
+            self.result.warmup_images.append(
+                {"worker": self.result.workers_started - 1, "image_sha256": reply["image_sha256"]}
+            )
+
         worker, first_call_s = open_worker(
             self.case, self._on_event, self.progress_every_s or 1e9,
             on_started=started, on_loaded=loaded, on_warmup=warming, deadline=self.deadline,
+            on_warmup_reply=warmed,
         )
         if self.result.first_call_s is None:
             self.result.first_call_s = first_call_s
@@ -106,12 +117,16 @@ class CaseBench:
         """Time the case's generation, then judge it against the stored baseline (with
         --benchmark-compare), the interleaved control (with --sdperf-interleave) and the
         profile's memory budgets. A crashed worker, an invalid host state, a regression
-        or a budget overrun fails this case alone, with the reason; the rest of the run goes on."""
-        if self.control is None:
-            self._timed_rounds(setup=None)
-        else:
-            self.result.control_recipe = f"{self.control.recipe} in A" if self.ab_sides else self.control.recipe
-            self._interleaved()
+        or a budget overrun fails this case alone, with the reason; the rest of the run goes on.
+        Whatever images it drew go to the run's ledger, for the correctness checks."""
+        try:
+            if self.control is None:
+                self._timed_rounds(setup=None, rotate_every=self.case.run.rounds_per_worker)
+            else:
+                self.result.control_recipe = f"{self.control.recipe} in A" if self.ab_sides else self.control.recipe
+                self._interleaved()
+        finally:
+            self._record_images()
         first, median = self.result.first_call_s, self.result.median_s
         if first and median and first > 2 * median:
             # Compilation (torch.compile, OpenVINO) or lazy set-up paid once: its own phase.
@@ -120,6 +135,15 @@ class CaseBench:
             )
         self._judge()
         return self.result
+
+    def _record_images(self) -> None:
+        if self.images is None:
+            return
+        png = self.save_png if self.save_png is not None and self.save_png.is_file() else None
+        self.images.record(self.case, DrawnImages.from_benchmark(
+            f"the {self.case.id} benchmark", self.result.warmup_images, self.result.rounds, self.result.load,
+            png, stopped=self.result.reason or None,
+        ))
 
     def _interleaved(self) -> None:
         # Two processes running the same thing differ by a few percent for their whole life
@@ -284,7 +308,8 @@ class CaseBench:
             if self.save_png:
                 # Written after timing, from the worker's last image: encoding is not timed.
                 current["worker"].request("save_image", path=str(self.save_png))
-                self.result.image_path = str(self.save_png)
+                if self.keep_images:
+                    self.result.image_path = str(self.save_png)
             self.timer.record(**summarise(self.result))
         except WorkerFailed as error:
             self.result.move_to(Status.FAILED, str(error).splitlines()[0])

@@ -23,6 +23,8 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("recipes", "comma-separated recipe names to run (default: each profile's recipes)", "string"),
     ("rounds", "timed rounds per case (default: from the profile)", "string"),
     ("warmup", "untimed warm-up generations per case (default: from the profile)", "string"),
+    ("workers", "fresh worker processes a case's rounds are spread over, each loaded and warmed up (default: "
+     "from the profile; 2 or more lets the determinism check compare workers without drawing more images)", "string"),
     ("timeout", "seconds one case may take in all before its worker is killed (default: from the profile)", "string"),
     ("progress", "seconds between live progress lines of a running case (0: off; default 5)", "string"),
     ("profiles-file", "TOML file of hardware profiles (default: the one shipped with sdperf)", "string"),
@@ -147,6 +149,7 @@ class Settings:
         for suffix, field_name, kind, minimum in (
             ("rounds", "rounds", int, 1),
             ("warmup", "warmup", int, 0),
+            ("workers", "workers", int, 1),
             ("timeout", "timeout_s", float, 0.001),
         ):
             number = _number(config, suffix, kind, minimum)

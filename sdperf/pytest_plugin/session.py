@@ -53,8 +53,20 @@ class SdperfSession:
     _facts: Any = None
     _images: Path | None = None
     _ab: Any = None  # sdperf.execution.ab_sides.Sides, or the LockError that stopped them
+    _run_images: Any = None
+    checks_selected: bool = False  # a correctness check runs: benchmarks keep their last image for it
 
     # ---------------------------------------------------------------- run record
+
+    @pytest.hookimpl(trylast=True)  # after -m and -k have deselected
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # Checks judge the images the benchmarks draw: benchmarks first, so a check of a
+        # case whose benchmark also runs draws nothing of its own.
+        checks = [item for item in items if "sdperf_check" in getattr(item, "fixturenames", ())]
+        if checks:
+            others = [item for item in items if "sdperf_check" not in getattr(item, "fixturenames", ())]
+            items[:] = others + checks
+        self.checks_selected = bool(checks)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.run.selected = [
@@ -138,10 +150,24 @@ class SdperfSession:
             self._images.mkdir(parents=True, exist_ok=True)
         return self._images
 
+    def run_images(self):
+        """The run's ledger of drawn images (`sdperf.pytest_plugin.run_images.RunImages`)."""
+        if self._run_images is None:
+            from sdperf.pytest_plugin.run_images import RunImages
+
+            self._run_images = RunImages(self.images_dir, keep=self.settings.save_images is not None)
+        return self._run_images
+
     def drop_empty_images_dir(self) -> None:
         # Checks work in the run's image folder; without --sdperf-save-images it ends up empty.
+        if self._run_images is not None:
+            self._run_images.discard()
         if self._images is not None and self._images.is_dir() and not any(self._images.iterdir()):
             self._images.rmdir()
+
+    def controls(self) -> dict[str, str]:
+        """Profile -> its control recipe (what "vs control" means in the table)."""
+        return {name: profile.control for name, profile in self.settings.profiles.items()}
 
     def run_note(self) -> str | None:
         """What the run was compared with: the baseline note, and an A/B run's two sides."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sdperf.judging.statistics import Verdict
 from sdperf.storage.results import CaseResult
@@ -40,9 +40,36 @@ def control_header(results: Iterable[CaseResult]) -> str:
     return "B vs A" if any("ab" in result.verdicts for result in results) else "vs control"
 
 
-def control_cell(result: CaseResult) -> str:
-    """The "vs control" column: the interleaved control, or in an A/B run side A."""
-    return verdict_cell(result, "ab" if "ab" in result.verdicts else "control")
+SAME_RUN_NOTE = (
+    "vs control \"same run\": the median against the profile's control case timed earlier in this run, not "
+    "interleaved, so machine drift between the cases is not cancelled; --sdperf-interleave judges pair by pair"
+)
+
+
+def same_run_controls(results: Iterable[CaseResult], controls: Mapping[str, str] | None) -> dict[str, CaseResult]:
+    """Profile -> its control case's result in this run (`controls`: profile -> control recipe),
+    where that case was timed."""
+    if not controls:
+        return {}
+    return {
+        r.profile: r for r in results
+        if r.kind == "latency" and controls.get(r.profile) == r.recipe and r.median_s and r.status in ("passed", "regressed")
+    }
+
+
+def control_cell(result: CaseResult, same_run: Mapping[str, CaseResult] | None = None) -> str:
+    """The "vs control" column: the interleaved control, in an A/B run side A, or else the
+    control case of the same run (a ratio of medians, not a verdict)."""
+    if result.verdicts.get("ab") or result.verdicts.get("control"):
+        return verdict_cell(result, "ab" if "ab" in result.verdicts else "control")
+    control = (same_run or {}).get(result.profile)
+    if control is None or result.kind != "latency" or not result.median_s:
+        return "-"
+    if control is result:
+        return "(control)"
+    if control.model != result.model:
+        return "-"
+    return f"{result.median_s / control.median_s - 1:+.1%} same run"
 
 
 def verdict_lines(result: CaseResult) -> list[str]:
@@ -65,7 +92,7 @@ def format_seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _row(result: CaseResult) -> list[str]:
+def _row(result: CaseResult, same_run: Mapping[str, CaseResult]) -> list[str]:
     phases = result.phase_means()
     peak = result.peak_rss_bytes()
     hashes = result.image_hashes()
@@ -86,7 +113,7 @@ def _row(result: CaseResult) -> list[str]:
         "-" if peak is None else f"{peak / 2**20:.0f}",
         image,
         verdict_cell(result, "baseline"),
-        control_cell(result),
+        control_cell(result, same_run),
     ]
 
 
@@ -94,13 +121,15 @@ def _timed(results: list[CaseResult]) -> list[CaseResult]:
     return [r for r in results if r.status != "skipped" and r.kind in ("latency", "harness")]
 
 
-def detail_lines(results: Iterable[CaseResult]) -> list[str]:
+def detail_lines(results: Iterable[CaseResult], same_run: Mapping[str, CaseResult] | None = None) -> list[str]:
     """What follows the table, in the terminal and in Markdown alike: failures, notes and
     verdicts per timed case, then checks, skips grouped by reason, and published figures."""
     everything = list(results)
     timed = _timed(everything)
     checks = [r for r in everything if r.status != "skipped" and r.kind not in ("latency", "harness")]
     lines = []
+    if any(control_cell(r, same_run).endswith("same run") for r in timed):
+        lines.append(SAME_RUN_NOTE)
     for result in timed:
         if result.status in ("failed", "invalid", "regressed") and result.reason:
             lines.append(f"{result.case_id} {result.status}: {result.reason}")
@@ -127,14 +156,16 @@ def detail_lines(results: Iterable[CaseResult]) -> list[str]:
     return lines
 
 
-def results_table(results: Iterable[CaseResult]) -> list[str]:
-    """Aligned text lines: one row per timed case, then `detail_lines`."""
+def results_table(results: Iterable[CaseResult], controls: Mapping[str, str] | None = None) -> list[str]:
+    """Aligned text lines: one row per timed case, then `detail_lines`. `controls` (profile ->
+    control recipe) fills "vs control" from the same run where nothing was interleaved."""
     everything = list(results)
     timed = _timed(everything)
+    same_run = same_run_controls(everything, controls)
     lines = []
     if timed:
-        rows = [[*_COLUMNS[:-1], control_header(timed)]] + [_row(r) for r in timed]
+        rows = [[*_COLUMNS[:-1], control_header(timed)]] + [_row(r, same_run) for r in timed]
         widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * width for width in widths))
-    return lines + detail_lines(everything)
+    return lines + detail_lines(everything, same_run)

@@ -16,8 +16,10 @@ from typing import Any
 #    (--sdperf-ab): "ab" verdicts, the image comparison ("ab_image"), and the sides in the run's "ab".
 # 4: the run's completeness ("run": selected cases, unfinished ones, errors outside a test, collection
 #    errors, interrupted, exit status); each round's worker ("worker" in rounds and control rounds).
-RESULT_SCHEMA_VERSION = 4
-READABLE_SCHEMAS = (1, 2, 3, 4)
+# 5: each warm-up's image hash and worker ("warmup_images"): the correctness checks judge every image
+#    a benchmark drew; correctness checks' rounds hold (worker, image hash) of the images they judged.
+RESULT_SCHEMA_VERSION = 5
+READABLE_SCHEMAS = (1, 2, 3, 4, 5)
 
 PHASES = ("text_encoding_s", "denoise_s", "vae_decode_s", "other_s")
 
@@ -105,6 +107,8 @@ class CaseResult:
     # A/B runs: B's image against A's (sdperf.judging.images.compare_images).
     ab_image: dict[str, Any] | None = None
     workers_started: int = 0
+    # Untimed warm-up generations: {"worker": n, "image_sha256": ...} each.
+    warmup_images: list[dict[str, Any]] = field(default_factory=list)
     # "baseline", "control" and/or "ab" -> {"latency": Verdict.to_json(), "peak_rss": ...}
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     baseline_source: str | None = None
