@@ -100,6 +100,17 @@ def cpu_run(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
     )
 
 
+@pytest.fixture(scope="session")
+def pi5_emulated_run(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
+    """The Pi 5 emulated here (--sdperf-profile, no -m: every other profile's case is collected and
+    skipped with the reason), each recipe timed and checked on one worker's warm-up and round, saved."""
+    return run_suite(
+        tmp_path_factory.mktemp("pi5-run"),
+        "--sdperf-profile=pi5", "--sdperf-rounds=1", "--sdperf-warmup=1", "--sdperf-progress=0",
+        f"--sdperf-golden-dir={GOLDENS}", "--benchmark-json=run.json", "--benchmark-autosave", "-rs",
+    )
+
+
 # A profile table whose *real-weights* workload is tiny, so a real-model run stays cheap here.
 SMALL_REAL_WORKLOAD = """
 schema = 1

@@ -114,6 +114,11 @@ def test_after_the_table_the_run_says_where_it_was_saved_and_what_to_run_next(tm
     emulated = next_steps([latency, check], saved, "emulated-cpu", "cpu", tmp_path)
     assert emulated[2] == "      pytest --sdperf-profile cpu -m cpu --benchmark-compare   # judge a later run against that baseline"
     assert len(emulated) == 3
+    # Checks that could not show everything from one worker's images: the full checks are advised.
+    partial = _result(case_id="cpu-fp32 determinism", status="passed", kind="determinism",
+                      notes=["determinism: ...; across workers not shown: one worker drew them (...)"])
+    assert next_steps([latency, partial], saved, "cpu", None, tmp_path)[-1].startswith(
+        "      pytest -m cpu -k 'determinism or fidelity'   # the full correctness checks: ")
     # A JSON file only, an A/B run, or nothing timed: where it went, nothing to promote.
     assert next_steps([latency], [Path("/elsewhere/run.json")], "cpu", None, tmp_path) == ["saved: /elsewhere/run.json"]
     assert next_steps([latency], saved, "ab-cpu", None, tmp_path) == [f"saved: {saved[0].relative_to(tmp_path)}"]

@@ -87,7 +87,12 @@ def _build(folder: Path, installs: list[list[str]], record: dict, python: str) -
     subprocess.run([python, "-m", "venv", "--clear", str(folder)], check=True)
     env_python = folder / "bin" / "python"
     for arguments in installs:
-        subprocess.run([str(env_python), "-m", "pip", "install", "--disable-pip-version-check", *arguments], check=True)
+        # --no-compile: byte-compiling every installed file took 70 of 115 s for the full stack
+        # here; a worker compiles what it imports once, while loading (never timed).
+        subprocess.run(
+            [str(env_python), "-m", "pip", "install", "--disable-pip-version-check", "--no-compile", *arguments],
+            check=True,
+        )
     subprocess.run([str(env_python), "-m", "pip", "check"], check=True)
     (folder / _MARKER).write_text(json.dumps(record, indent=2))
     return env_python

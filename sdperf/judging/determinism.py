@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+# Marks what a run's images could not prove; a report looks for it to advise the full checks.
+NOT_SHOWN = "not shown"
+
 
 @dataclass(frozen=True)
 class Determinism:
@@ -52,10 +55,10 @@ def judge_determinism(case_id: str, images: Sequence[tuple[int, str]], how_to_co
     if repeated > 1:
         shown.append(f"{len(images)} images in {len(by_worker)} worker(s), all {digest[:12]}")
     else:
-        not_shown.append("within one worker not shown: no worker drew two images")
+        not_shown.append(f"within one worker {NOT_SHOWN}: no worker drew two images")
     if len(by_worker) > 1:
         if repeated == 1:
             shown.append(f"{len(by_worker)} fresh workers drew {digest[:12]}")
     else:
-        not_shown.append(f"across workers not shown: one worker drew them ({how_to_compare_workers})")
+        not_shown.append(f"across workers {NOT_SHOWN}: one worker drew them ({how_to_compare_workers})")
     return Determinism(digest, shown=shown, not_shown=not_shown)

@@ -59,15 +59,12 @@ class CaseCheck:
         pytest.fail(message, pytrace=False)
 
     def _folder(self, check: str) -> Path:
-        folder = self.workdir / f"{self.case.id}-{check}"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+        """Where a failed check keeps images for review (made only then)."""
+        return self.workdir / f"{self.case.id}-{check}"
 
-    def _done(self, folder: Path, note: str) -> None:
+    def _done(self, note: str) -> None:
         self.result.move_to(Status.PASSED)
         self.result.notes.append(note)
-        if not self.images.keep:
-            shutil.rmtree(folder, ignore_errors=True)
 
     def _images_of(self, case: Case, per_worker: tuple[int, ...]) -> DrawnImages:
         """`case`'s images as this run drew them, or drawn now (and kept for the run's other checks)."""
@@ -102,10 +99,10 @@ class CaseCheck:
         record_path, golden_png = key.paths(self.golden.root)
         if self.golden.record:
             record_golden(self.golden.root, key, digest, drawn.load["weights_sha256"], audit["packages"], drawn.png)
-            return self._done(folder, f"determinism: recorded golden {record_path}; {evidence}")
+            return self._done(f"determinism: recorded golden {record_path}; {evidence}")
         golden = load_golden(self.golden.root, key)
         if golden is None:
-            return self._done(folder, f"determinism: {evidence}; no golden for {key.stem()} in {self.golden.root} "
+            return self._done(f"determinism: {evidence}; no golden for {key.stem()} in {self.golden.root} "
                                       "(record one on a trusted run with --sdperf-record-golden)")
         if golden.image_sha256 != digest:
             old, new, diff, db = keep_for_review(folder, golden_png, drawn.png)
@@ -114,7 +111,7 @@ class CaseCheck:
             self._fail(f"case {self.case.id}: determinism regression: the fixed-seed image changed from the golden "
                        f"{golden.image_sha256[:12]} (recorded {golden.recorded_at}) to {digest[:12]}; {weights}; "
                        f"PSNR {db:.1f} dB; old {old}, new {new}, difference {diff}")
-        self._done(folder, f"determinism: matches golden {record_path.name} ({digest[:12]}); {evidence}")
+        self._done(f"determinism: matches golden {record_path.name} ({digest[:12]}); {evidence}")
 
     def fidelity(self) -> None:
         """The recipe's image against the image of the profile's control recipe (fp32 on CPUs), within the recipe's promise."""
@@ -139,12 +136,13 @@ class CaseCheck:
             self._keep(folder, ours, theirs)
             self._fail(f"case {self.case.id}: recipe {self.recipe.name} ({promise}) gives PSNR {db:.1f} dB against "
                        f"{self.reference.id}, below its floor of {floor:g} dB; images in {folder}")
-        self._done(folder, f"fidelity vs {self.reference.id}: {'bit-exact' if same else f'PSNR {db:.1f} dB'} "
+        self._done(f"fidelity vs {self.reference.id}: {'bit-exact' if same else f'PSNR {db:.1f} dB'} "
                            f"(promise: {promise}{f', floor {floor:g} dB' if floor is not None else ''}; "
                            f"images drawn by {ours.source} and {theirs.source})")
 
     @staticmethod
     def _keep(folder: Path, ours: DrawnImages, theirs: DrawnImages) -> None:
         """A failed fidelity check keeps both images for review."""
+        folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ours.png, folder / "recipe.png")
         shutil.copyfile(theirs.png, folder / "reference.png")
