@@ -9,9 +9,12 @@ SYSTEM_PACKAGES := libjemalloc2 libtcmalloc-minimal4 numactl
 
 .PHONY: bench test setup system-packages lock clean
 
-## The suite on this host with the built-in model; prints the results table.
+## The suite on this host with the built-in model, sized for a first look (one worker and
+## five timed rounds a case: about five minutes on 2 cores); prints the results table, where
+## the run was saved and what to run next.
+BENCH_SIZE ?= --sdperf-workers=1 --sdperf-rounds=5
 bench: setup
-	$(BIN)/python -m pytest perf --benchmark-autosave
+	$(BIN)/python -m pytest perf --benchmark-autosave $(BENCH_SIZE)
 
 ## The suite's own tests, with the 15 slowest named (the time budget is 15 minutes here).
 test: setup

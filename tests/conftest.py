@@ -18,6 +18,12 @@ import pytest
 # No model hub here or in CI: any attempt to reach one must fail fast.
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+# In-process pytester runs put sys.modules back afterwards, and numpy's and scipy's compiled
+# modules cannot load twice in one process: loaded once here, before any run, they stay.
+import numpy  # noqa: E402, F401
+import PIL.Image  # noqa: E402, F401
+import scipy.stats  # noqa: E402, F401
+
 REPO = Path(__file__).resolve().parents[1]
 GOLDENS = REPO / "baselines" / "golden"
 
@@ -81,7 +87,9 @@ def run_suite(folder: Path, *arguments: str, files: tuple[str, ...] = ("test_lat
     for name in files:
         shutil.copyfile(REPO / "perf" / name, folder / name)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(folder), *arguments],
+        # Without hypothesis's plugin (the suite's own tests use it, these runs do not): half of pytest's start.
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--rootdir", str(folder),
+         *arguments],
         cwd=folder, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )
     return SuiteRun(folder, done.returncode, done.stdout, done.stderr)

@@ -5,6 +5,7 @@ The checks judge the images a run's benchmarks drew; the end-to-end runs here ar
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,37 @@ def shipped_goldens_for_this_host(profile: str, cpu_run: SuiteRun) -> list[str]:
     return sorted(path.stem for path in folder.glob(pattern))
 
 
+def recipes_with_shipped_goldens(profile: str) -> list[str]:
+    """Recipes with a golden shipped for `profile` (for any kernels and stack)."""
+    folder = GOLDENS / f"emulated-{profile}"
+    return sorted({path.name.split("--")[0].removeprefix(f"{profile}-") for path in folder.glob("*.json")})
+
+
+def test_emulated_sapphire_rapids_cases_compute_the_cpu_cases() -> None:
+    """What lets cpu_run's checks stand for the emulated sapphire_rapids profile's: on the built-in
+    model its every case runs the cpu case's workload, process settings and recipe, so draws its
+    image. If a profile change breaks this, run every sapphire_rapids recipe in the test above."""
+    import dataclasses
+
+    from sdperf.config.profiles import load_profiles
+    from sdperf.config.recipes import REGISTRY
+    from sdperf.execution.cases import make_case
+    from sdperf.models.store import ModelSpec
+
+    profiles = load_profiles()
+    for recipe in profiles["sapphire_rapids"].recipes:
+        if "cpu" not in REGISTRY[recipe].profiles:
+            continue
+        xeon, cpu = (make_case(profiles[name], REGISTRY[recipe], ModelSpec("tiny-sd15"), {}) for name in ("sapphire_rapids", "cpu"))
+        assert dataclasses.replace(xeon, profile="cpu", run=cpu.run) == cpu, recipe
+    assert set(profiles["sapphire_rapids"].recipes) <= set(profiles["cpu"].recipes)
+    # And the goldens recorded for both profiles agree.
+    for recipe in recipes_with_shipped_goldens("sapphire_rapids"):
+        for xeon_golden in (GOLDENS / "emulated-sapphire_rapids").glob(f"sapphire_rapids-{recipe}--*.json"):
+            cpu_golden = GOLDENS / "cpu" / xeon_golden.name.replace("sapphire_rapids-", "cpu-", 1)
+            assert json.loads(xeon_golden.read_text())["image_sha256"] == json.loads(cpu_golden.read_text())["image_sha256"]
+
+
 def test_goldens_are_shipped_for_this_hosts_kernels_and_stack(cpu_run: SuiteRun) -> None:
     # Recorded on AVX-512 and AVX2 hosts for the pinned stack: a fresh clone compares, on either.
     assert shipped_goldens_for_this_host("cpu", cpu_run), "no golden for this host's kernels and stack in baselines/golden/cpu"
@@ -168,13 +200,20 @@ def test_shipped_goldens_hold_for_every_emulated_cpu_profile(
     the repository holds a golden for this host's stack and CPU kernels, the image must match it."""
     if profile == "pi5":
         result = request.getfixturevalue("pi5_emulated_run")  # shared with the storage test
-    else:
-        # pi4: the checks alone, which draw their own images (and the control image once for every
-        # fidelity check); sapphire_rapids: timed and checked, as the pi5 run.
-        files = ("test_correctness.py",) if profile == "pi4" else ("test_latency.py", "test_correctness.py")
+    elif profile == "pi4":
+        # The checks alone: they draw their own images, and the control image once for every fidelity check.
         result = run_suite(
             tmp_path, "-m", profile, f"--sdperf-profile={profile}", f"--sdperf-golden-dir={GOLDENS}",
-            "--sdperf-rounds=1", "--sdperf-warmup=1", "--sdperf-progress=0", "-rs", files=files,
+            "--sdperf-progress=0", "-rs", files=("test_correctness.py",),
+        )
+    else:
+        # Emulated here, a sapphire_rapids case computes exactly the cpu case of its recipe
+        # (test_emulated_sapphire_rapids_cases_compute_the_cpu_cases), which cpu_run checks in full:
+        # only the recipes with goldens of their own run again, timed and checked.
+        result = run_suite(
+            tmp_path, "-m", profile, f"--sdperf-profile={profile}", f"--sdperf-golden-dir={GOLDENS}",
+            f"--sdperf-recipes={','.join(recipes_with_shipped_goldens(profile))}",
+            "--sdperf-rounds=1", "--sdperf-warmup=1", "--sdperf-progress=0", "-rs",
         )
     outcomes = result.outcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0, result.stdout[-5000:]

@@ -38,7 +38,7 @@ def pytest_sdperf_round_done(case, round_index, reply):
 def test_killed_and_hung_cases_fail_alone_and_the_rest_is_saved(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_three=THREE_CASES)
     pytester.makeconftest(SABOTAGE)
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         "-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=3", "--sdperf-warmup=0", "--sdperf-workers=1",
         "--sdperf-timeout=25",
         "--benchmark-json=run.json", "-p", "no:cacheprovider",

@@ -25,7 +25,7 @@ def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
 ) -> None:
     case = ("--sdperf-recipes=testonly_slowdown", "--sdperf-rounds=5", "--benchmark-autosave", *EMULATED)
     monkeypatch.setenv("SDPERF_TESTONLY_SLOWDOWN", "0")
-    latency_suite.runpytest_subprocess(*case).assert_outcomes(passed=1)
+    latency_suite.runpytest(*case).assert_outcomes(passed=1)
     assert main(["promote", str(saved_runs(latency_suite.path)[0]), "--root", str(latency_suite.path)]) == 0
     # Baselines stay pytest-benchmark storage: its own command lists and compares them.
     listing = subprocess.run(
@@ -37,7 +37,7 @@ def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
 
     summary = tmp_path / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    again = latency_suite.runpytest_subprocess(*case, "--benchmark-compare")
+    again = latency_suite.runpytest(*case, "--benchmark-compare")
     again.assert_outcomes(passed=1)
     again.stdout.fnmatch_lines(["compared with */baselines/emulated-cpu/*/0001_baseline.json"])
     assert "machine_info is different" not in again.stdout.str() + again.stderr.str()
@@ -49,7 +49,7 @@ def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
 
     # Three times slower: far beyond this noisy machine's session-to-session drift.
     monkeypatch.setenv("SDPERF_TESTONLY_SLOWDOWN", "2.0")
-    slowed = latency_suite.runpytest_subprocess(*case, "--benchmark-compare")
+    slowed = latency_suite.runpytest(*case, "--benchmark-compare")
     slowed.assert_outcomes(failed=1)
     assert slowed.ret == pytest.ExitCode.TESTS_FAILED
     slowed.stdout.fnmatch_lines([
@@ -65,7 +65,7 @@ def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
     ]
 
     # pytest-benchmark's own gate still works for those who use it (it ends in its traceback).
-    theirs = latency_suite.runpytest_subprocess(*case, "--benchmark-compare", "--benchmark-compare-fail=median:50%")
+    theirs = latency_suite.runpytest(*case, "--benchmark-compare", "--benchmark-compare-fail=median:50%")
     assert theirs.ret != 0
     assert "Field 'median' has failed PercentageRegressionCheck" in theirs.stdout.str() + theirs.stderr.str()
 
@@ -116,7 +116,7 @@ def test_interleaved_rounds_are_judged_in_pairs_and_a_memory_budget_fails_with_t
     latency_suite: pytest.Pytester,
 ) -> None:
     latency_suite.makefile(".toml", profiles=OVER_BUDGET)
-    result = latency_suite.runpytest_subprocess(
+    result = latency_suite.runpytest(
         "--sdperf-profiles-file=profiles.toml", "--sdperf-interleave", "--sdperf-progress=0",
         "--benchmark-json=run.json", "--sdperf-markdown=out/summary.md",
     )
@@ -142,7 +142,7 @@ def test_an_interleaved_slowdown_fails_the_case_like_any_regression(
 ) -> None:
     # It used to print "slower" and pass. Every pair's rounds now carry their worker.
     monkeypatch.setenv("SDPERF_TESTONLY_SLOWDOWN", "1.0")
-    result = latency_suite.runpytest_subprocess(
+    result = latency_suite.runpytest(
         *EMULATED, "--sdperf-recipes=testonly_slowdown", "--sdperf-rounds=6", "--sdperf-interleave",
         "--benchmark-json=run.json",
     )
@@ -174,7 +174,7 @@ def test_a_run_with_a_case_that_errored_is_not_promoted_and_says_which(
     pytester: pytest.Pytester, capsys: pytest.CaptureFixture
 ) -> None:
     pytester.makepyfile(test_latency=BROKEN_FIXTURE)
-    result = pytester.runpytest_subprocess(*EMULATED, "--sdperf-recipes=fp32", "--sdperf-rounds=2",
+    result = pytester.runpytest(*EMULATED, "--sdperf-recipes=fp32", "--sdperf-rounds=2",
                                            "--benchmark-json=run.json")
     result.assert_outcomes(passed=1, errors=1)
     assert main(["promote", str(pytester.path / "run.json"), "--root", str(pytester.path)]) == 1

@@ -55,7 +55,7 @@ def pi5_suite(latency_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -
 
 
 def _run_pi5(suite: pytest.Pytester, *extra: str):
-    return suite.runpytest_subprocess(
+    return suite.runpytest(
         "-m", "pi5", "--sdperf-recipes=fp32", "--sdperf-host-root=fake-root", "--sdperf-rounds=2", "--sdperf-warmup=0",
         "--sdperf-workers=1", "--benchmark-autosave", "--benchmark-json=run.json", *extra,
     )
