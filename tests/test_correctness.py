@@ -160,10 +160,12 @@ def recipes_with_shipped_goldens(profile: str) -> list[str]:
     return sorted({path.name.split("--")[0].removeprefix(f"{profile}-") for path in folder.glob("*.json")})
 
 
-def test_emulated_sapphire_rapids_cases_compute_the_cpu_cases() -> None:
-    """What lets cpu_run's checks stand for the emulated sapphire_rapids profile's: on the built-in
-    model its every case runs the cpu case's workload, process settings and recipe, so draws its
-    image. If a profile change breaks this, run every sapphire_rapids recipe in the test above."""
+@pytest.mark.parametrize(("emulated", "checked_as"), [("sapphire_rapids", "cpu"), ("pi4", "pi5")])
+def test_emulated_cases_compute_the_cases_checked_in_full(emulated: str, checked_as: str) -> None:
+    """What lets one run's checks stand for another profile's: on the built-in model, emulated
+    here, each `emulated` case runs the `checked_as` case's workload, process settings and recipe,
+    so draws its image (and the goldens recorded for both agree). If a profile change breaks
+    this, run every recipe of `emulated` in the test above."""
     import dataclasses
 
     from sdperf.config.profiles import load_profiles
@@ -172,17 +174,14 @@ def test_emulated_sapphire_rapids_cases_compute_the_cpu_cases() -> None:
     from sdperf.models.store import ModelSpec
 
     profiles = load_profiles()
-    for recipe in profiles["sapphire_rapids"].recipes:
-        if "cpu" not in REGISTRY[recipe].profiles:
-            continue
-        xeon, cpu = (make_case(profiles[name], REGISTRY[recipe], ModelSpec("tiny-sd15"), {}) for name in ("sapphire_rapids", "cpu"))
-        assert dataclasses.replace(xeon, profile="cpu", run=cpu.run) == cpu, recipe
-    assert set(profiles["sapphire_rapids"].recipes) <= set(profiles["cpu"].recipes)
-    # And the goldens recorded for both profiles agree.
-    for recipe in recipes_with_shipped_goldens("sapphire_rapids"):
-        for xeon_golden in (GOLDENS / "emulated-sapphire_rapids").glob(f"sapphire_rapids-{recipe}--*.json"):
-            cpu_golden = GOLDENS / "cpu" / xeon_golden.name.replace("sapphire_rapids-", "cpu-", 1)
-            assert json.loads(xeon_golden.read_text())["image_sha256"] == json.loads(cpu_golden.read_text())["image_sha256"]
+    assert set(profiles[emulated].recipes) <= set(profiles[checked_as].recipes)
+    for recipe in profiles[emulated].recipes:
+        ours, theirs = (make_case(profiles[name], REGISTRY[recipe], ModelSpec("tiny-sd15"), {}) for name in (emulated, checked_as))
+        assert dataclasses.replace(ours, profile=checked_as, run=theirs.run) == theirs, recipe
+    folder = GOLDENS / ("cpu" if checked_as == "cpu" else f"emulated-{checked_as}")
+    for golden in (GOLDENS / f"emulated-{emulated}").glob("*.json"):
+        twin = folder / golden.name.replace(f"{emulated}-", f"{checked_as}-", 1)
+        assert json.loads(golden.read_text())["image_sha256"] == json.loads(twin.read_text())["image_sha256"], golden.name
 
 
 def test_goldens_are_shipped_for_this_hosts_kernels_and_stack(cpu_run: SuiteRun) -> None:
@@ -201,14 +200,16 @@ def test_shipped_goldens_hold_for_every_emulated_cpu_profile(
     if profile == "pi5":
         result = request.getfixturevalue("pi5_emulated_run")  # shared with the storage test
     elif profile == "pi4":
-        # The checks alone: they draw their own images, and the control image once for every fidelity check.
+        # The checks alone: they draw their own images, and the control image once for every fidelity
+        # check. Emulated here, a pi4 case computes the pi5 case of its recipe (the test below), which
+        # pi5_emulated_run checks for every recipe: the control and one recipe show the path.
         result = run_suite(
             tmp_path, "-m", profile, f"--sdperf-profile={profile}", f"--sdperf-golden-dir={GOLDENS}",
-            "--sdperf-progress=0", "-rs", files=("test_correctness.py",),
+            "--sdperf-recipes=fp32,omp1", "--sdperf-progress=0", "-rs", files=("test_correctness.py",),
         )
     else:
         # Emulated here, a sapphire_rapids case computes exactly the cpu case of its recipe
-        # (test_emulated_sapphire_rapids_cases_compute_the_cpu_cases), which cpu_run checks in full:
+        # (test_emulated_cases_compute_the_cases_checked_in_full), which cpu_run checks in full:
         # only the recipes with goldens of their own run again, timed and checked.
         result = run_suite(
             tmp_path, "-m", profile, f"--sdperf-profile={profile}", f"--sdperf-golden-dir={GOLDENS}",
