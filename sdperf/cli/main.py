@@ -9,12 +9,16 @@ from pathlib import Path
 
 
 def _build_model(args: argparse.Namespace) -> int:
-    from sdperf.models.build import ensure_builtin
-    from sdperf.models.store import BUILTIN_MODELS, weight_digest
+    import time
 
-    if args.name not in BUILTIN_MODELS:
+    from sdperf.models.build import ensure_builtin
+    from sdperf.models.store import BUILTIN_MODELS, builtin_name, weight_digest
+
+    name = builtin_name(args.name)
+    if name is None:
         print(f"sdperf: model {args.name!r} is not built in; built-in: {', '.join(BUILTIN_MODELS)}", file=sys.stderr)
         return 2
+    started = time.perf_counter()
     if args.out:
         from sdperf.models.build import build
 
@@ -22,12 +26,41 @@ def _build_model(args: argparse.Namespace) -> int:
         if out.exists() and any(out.iterdir()):
             print(f"sdperf: --out {str(out)!r} exists and is not empty; choose a new folder", file=sys.stderr)
             return 2
-        build(args.name, out)
+        build(name, out)
         path = out
     else:
-        path, built = ensure_builtin(args.name)
-        print("built" if built else "already cached", file=sys.stderr)
+        path, built = ensure_builtin(name)
+        print(f"built in {time.perf_counter() - started:.1f} s" if built else "already cached", file=sys.stderr)
     print(f"{path}\nweights sha256 {weight_digest(path)}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    import json
+
+    from sdperf.models.build import parameter_counts
+    from sdperf.models.catalog import PUBLISHED_PARAMETERS, RECIPES
+    from sdperf.models.store import BUILTIN_MODELS, BUILTIN_PREFIX, READY_MARKER, TINY_MODELS, builtin_folder
+
+    counts = {name: parameter_counts(name) for name in BUILTIN_MODELS}
+    if args.json:
+        print(json.dumps(counts, indent=2))
+        return 0
+    for name in BUILTIN_MODELS:
+        recipe = RECIPES[name]
+        size = ("tiny: the profiles' scaled-down workloads (the default)" if name in TINY_MODELS
+                else f"full size, synthetic {recipe['weights_dtype']} weights: the reports' workloads")
+        networks = {k: v for k, v in counts[name].items() if "." not in k}
+        print(f"{BUILTIN_PREFIX}{name}  {recipe['pipeline']}, {size}; {sum(networks.values()):,} parameters")
+        published = PUBLISHED_PARAMETERS.get(name, {})
+        for component, count in counts[name].items():
+            check = ""
+            if component in published:
+                check = "  = published" if published[component] == count else f"  published {published[component]:,}"
+            print(f"  {component:<16} {count:>15,}{check}")
+        folder = builtin_folder(name)
+        built = f"cached in {folder}" if (folder / READY_MARKER).is_file() else f"not built yet (sdperf build-model {name})"
+        print(f"  {built}")
     return 0
 
 
@@ -188,9 +221,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdperf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build-model", help="build a built-in model into the cache (or --out DIR)")
-    build.add_argument("name", help="tiny-sd15 or tiny-sd3")
+    build.add_argument("name", help="tiny-sd15, tiny-sd3, sd15 or sd3-medium (builtin: prefix optional)")
     build.add_argument("--out", help="write to this new folder instead of the cache")
     build.set_defaults(run=_build_model)
+    models = commands.add_parser("models", help="the built-in models and each network's parameter count")
+    models.add_argument("--json", action="store_true", help="print {model: {component: count}} as JSON")
+    models.set_defaults(run=_models)
     doctor = commands.add_parser("doctor", help="what on this host will ruin the numbers, and how to fix it")
     doctor.add_argument("--profile", help="check the settings of this profile (default: the detected one)")
     doctor.add_argument("--host-root", default="/", help="read /proc and /sys under this folder")

@@ -151,11 +151,12 @@ class Profile:
     # of fidelity checks: diffusers out of the box on the profile's device.
     control: str = "fp32"
 
-    def workload_for(self, builtin_model: bool) -> Workload:
-        return self.builtin_workload if builtin_model else self.workload
+    def workload_for(self, scaled_down: bool) -> Workload:
+        """The scaled-down workload for a tiny built-in model, else the report's."""
+        return self.builtin_workload if scaled_down else self.workload
 
-    def run_size_for(self, builtin_model: bool) -> RunSize:
-        return self.builtin if builtin_model else self.real
+    def run_size_for(self, scaled_down: bool) -> RunSize:
+        return self.builtin if scaled_down else self.real
 
 
 _WORKLOAD_FIELDS = {f.name for f in dataclasses.fields(Workload)}

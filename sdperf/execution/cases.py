@@ -16,7 +16,7 @@ from typing import Any
 
 from sdperf.config.profiles import Profile, RunSize, Workload
 from sdperf.config.recipes import ALLOCATORS, THREAD_VARIABLES, Recipe
-from sdperf.models.store import ModelSpec, cache_root
+from sdperf.models.store import SYNTHETIC_NOTE, ModelSpec, cache_root
 
 # What a worker inherits from the parent's environment: only what it needs to run at all
 # (as pyperf's workers do). Everything else, OMP_WAIT_POLICY, KMP_*, PYTORCH_*, PYTHONPATH
@@ -52,6 +52,8 @@ class Case:
     inherit_env: tuple[str, ...] = ()
     # How this host changes the case's settings, said in its results (a profile's thread counts capped).
     notes: tuple[str, ...] = ()
+    # The host's physical cores the suite may use: the roofline's peak is measured with them all.
+    cores: int = 1
 
     @property
     def id(self) -> str:
@@ -76,6 +78,7 @@ class Case:
             "expect": dict(self.expect),
             "inherit_env": list(self.inherit_env),
             "notes": list(self.notes),
+            "cores": self.cores,
         }
 
     def worker_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -180,7 +183,7 @@ def make_case(
 
     cores = usable_cores() if cores is None else cores
     cpus = usable_cpus() if cpus is None else cpus
-    run = profile.run_size_for(model.builtin)
+    run = profile.run_size_for(model.scaled_down)
     if run_override:
         run = dataclasses.replace(run, **run_override)
     own = recipe_environment(recipe, cores)
@@ -189,11 +192,13 @@ def make_case(
     env.update(extra_env or {})
     command_prefix = pinning_command(cores) if recipe.pin_cores else ()
     expect, notes = expectations(recipe, env, own, command_prefix, cores, cpus)
+    if model.synthetic_full_size:
+        notes.append(f"model builtin:{model.name}: {SYNTHETIC_NOTE}")
     return Case(
         profile=profile.name,
         recipe=recipe.name,
         model=model,
-        workload=profile.workload_for(model.builtin),
+        workload=profile.workload_for(model.scaled_down),
         run=run,
         transforms=recipe.transforms,
         env=env,
@@ -207,4 +212,5 @@ def make_case(
         expect=expect,
         inherit_env=tuple(inherit_env),
         notes=tuple(notes),
+        cores=cores,
     )

@@ -1,8 +1,11 @@
-"""Builds the built-in models (tiny seeded pipelines with the architecture of SD 1.5 and SD3).
+"""Builds the built-in models: seeded pipelines with the architecture of SD 1.5 and SD3, tiny
+or full size.
 
 Each model is a recipe (plain data, `sdperf.models.catalog`); the build turns it into a diffusers folder
 saved with safetensors, which then loads through the same `from_pretrained`
-path as real weights. Same shape of work as the real model, a fraction of the cost.
+path as real weights. A full-size model is made without ever holding the library's own
+initial values: modules are made with empty parameters and each is filled once, in
+parallel, in the recipe's dtype (SD3 Medium's 7.7 B parameters fit in fp16).
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sdperf.models import tokenizers as tok
-from sdperf.models.catalog import RECIPES, recipe_document
+from sdperf.models.catalog import PUBLISHED_PARAMETERS, RECIPES, recipe_document
 from sdperf.models.store import READY_MARKER, builtin_folder
 from sdperf.models.weights import seeded_values
 
@@ -30,8 +34,51 @@ def fill_seeded(module, seed: int) -> None:
             param.copy_(torch.from_numpy(values).to(param.dtype))
 
 
-def _seeded(module, seed: int):
-    fill_seeded(module, seed)
+def materialize_seeded(module, seed: int, scheme: int, dtype_name: str) -> None:
+    """Give every parameter of `module` (made with empty, meta-device parameters) its seeded
+    values in `dtype_name`, and cast its floating buffers to that dtype. Tied parameters stay
+    tied: one tensor, valued by the first name that holds it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    holders: dict[int, list[str]] = {}
+    params = {}
+    for name, param in module.named_parameters(remove_duplicate=False):
+        holders.setdefault(id(param), []).append(name)
+        params.setdefault(id(param), param)
+
+    def filled(key: int):
+        first = holders[key][0]
+        values = seeded_values(first, tuple(params[key].shape), seed, scheme)
+        return key, torch.nn.Parameter(torch.from_numpy(values).to(dtype), requires_grad=False)
+
+    # NumPy's generator and arithmetic release the GIL: one thread per core fills in parallel.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for key, param in pool.map(filled, list(holders)):
+            for name in holders[key]:
+                owner_name, _, leaf = name.rpartition(".")
+                setattr(module.get_submodule(owner_name), leaf, param)
+    for owner in module.modules():
+        for leaf, buffer in owner.named_buffers(recurse=False):
+            if buffer is not None and buffer.is_floating_point():
+                setattr(owner, leaf, buffer.to(dtype))
+
+
+def _seeded(make, recipe: dict[str, Any], seed_offset: int = 0):
+    """The module `make()` returns, with its recipe's seeded weights."""
+    seed = recipe["seed"] + seed_offset
+    if recipe["weights_scheme"] == 1:  # tiny: made whole, then overwritten (its goldens rely on it)
+        module = make()
+        fill_seeded(module, seed)
+        return module.eval()
+    from accelerate import init_empty_weights
+
+    # Empty parameters, real buffers (position ids, SD3's positional embedding).
+    with init_empty_weights(include_buffers=False):
+        module = make()
+    materialize_seeded(module, seed, recipe["weights_scheme"], recipe["weights_dtype"])
     return module.eval()
 
 
@@ -41,48 +88,77 @@ def _clip_tokenizer(workdir: Path, max_length: int = 77):
     return tok.load_clip_tokenizer(files, max_length)
 
 
-def _build_sd15(recipe: dict[str, Any], workdir: Path):
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    seed = recipe["seed"]
-    return StableDiffusionPipeline(
-        vae=_seeded(AutoencoderKL(**recipe["vae"]), seed),
-        text_encoder=_seeded(CLIPTextModel(CLIPTextConfig(**recipe["text_encoder"])), seed),
-        tokenizer=_clip_tokenizer(workdir),
-        unet=_seeded(UNet2DConditionModel(**recipe["unet"]), seed),
-        scheduler=PNDMScheduler(**recipe["scheduler"]),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+# The second CLIP gets its own seed stream so the two encoders differ.
+_SEED_OFFSETS = {"text_encoder_2": 1}
 
 
-def _build_sd3(recipe: dict[str, Any], workdir: Path):
-    from diffusers import (
-        AutoencoderKL,
-        FlowMatchEulerDiscreteScheduler,
-        SD3Transformer2DModel,
-        StableDiffusion3Pipeline,
-    )
+def network_makers(recipe: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+    """The recipe's neural networks by pipeline component, each as a function that makes it
+    (with the library's own initial values, or empty under `init_empty_weights`)."""
+    from diffusers import AutoencoderKL
+
+    if recipe["pipeline"] == "StableDiffusionPipeline":
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        return {
+            "vae": lambda: AutoencoderKL.from_config(recipe["vae"]),
+            "text_encoder": lambda: CLIPTextModel(CLIPTextConfig(**recipe["text_encoder"])),
+            "unet": lambda: UNet2DConditionModel.from_config(recipe["unet"]),
+        }
+    from diffusers import SD3Transformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
-    seed = recipe["seed"]
+    return {
+        "transformer": lambda: SD3Transformer2DModel.from_config(recipe["transformer"]),
+        "vae": lambda: AutoencoderKL.from_config(recipe["vae"]),
+        "text_encoder": lambda: CLIPTextModelWithProjection(CLIPTextConfig(**recipe["text_encoder"])),
+        "text_encoder_2": lambda: CLIPTextModelWithProjection(CLIPTextConfig(**recipe["text_encoder_2"])),
+        "text_encoder_3": lambda: T5EncoderModel(T5Config(**recipe["text_encoder_3"])),
+    }
+
+
+def _assemble(recipe: dict[str, Any], networks: dict[str, Any], workdir: Path):
+    """The pipeline of seeded `networks`, built-in tokenizers and the recipe's scheduler."""
+    if recipe["pipeline"] == "StableDiffusionPipeline":
+        from diffusers import PNDMScheduler, StableDiffusionPipeline
+
+        return StableDiffusionPipeline(
+            **networks,
+            tokenizer=_clip_tokenizer(workdir),
+            scheduler=PNDMScheduler.from_config(recipe["scheduler"]),
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
+
     return StableDiffusion3Pipeline(
-        transformer=_seeded(SD3Transformer2DModel(**recipe["transformer"]), seed),
-        scheduler=FlowMatchEulerDiscreteScheduler(**recipe["scheduler"]),
-        vae=_seeded(AutoencoderKL(**recipe["vae"]), seed),
-        text_encoder=_seeded(CLIPTextModelWithProjection(CLIPTextConfig(**recipe["text_encoder"])), seed),
+        **networks,
+        scheduler=FlowMatchEulerDiscreteScheduler.from_config(recipe["scheduler"]),
         tokenizer=_clip_tokenizer(workdir),
-        # The second CLIP gets its own seed stream so the two encoders differ.
-        text_encoder_2=_seeded(CLIPTextModelWithProjection(CLIPTextConfig(**recipe["text_encoder_2"])), seed + 1),
         tokenizer_2=_clip_tokenizer(workdir),
-        text_encoder_3=_seeded(T5EncoderModel(T5Config(**recipe["text_encoder_3"])), seed),
         tokenizer_3=tok.build_t5_tokenizer(recipe["tokenizer_3_max_length"]),
     )
 
 
-_BUILDERS = {"StableDiffusionPipeline": _build_sd15, "StableDiffusion3Pipeline": _build_sd3}
+def parameter_counts(name: str) -> dict[str, int]:
+    """Parameters per network of built-in model `name` (tied ones once), counted on the meta
+    device: no weights are made, so it takes seconds even for SD3 Medium. Also counts the
+    submodules the catalog has published counts for ("vae.decoder")."""
+    import torch
+
+    recipe = RECIPES[name]
+    counts = {}
+    for component, make in network_makers(recipe).items():
+        with torch.device("meta"):
+            network = make()
+        counts[component] = sum(p.numel() for p in network.parameters())
+        for path in PUBLISHED_PARAMETERS.get(name, {}):
+            owner, _, sub = path.partition(".")
+            if owner == component and sub:
+                counts[path] = sum(p.numel() for p in network.get_submodule(sub).parameters())
+    return counts
 
 
 def build(name: str, destination: Path) -> None:
@@ -93,8 +169,12 @@ def build(name: str, destination: Path) -> None:
     # Library constructors draw from the global RNG before we overwrite the values;
     # seeding keeps even that invisible step repeatable.
     torch.manual_seed(recipe["seed"])
+    networks = {
+        component: _seeded(make, recipe, _SEED_OFFSETS.get(component, 0))
+        for component, make in network_makers(recipe).items()
+    }
     with tempfile.TemporaryDirectory(prefix="sdperf-tok-") as workdir:
-        pipe = _BUILDERS[recipe["pipeline"]](recipe, Path(workdir))
+        pipe = _assemble(recipe, networks, Path(workdir))
         pipe.save_pretrained(destination, safe_serialization=True)
 
 

@@ -1,12 +1,18 @@
 """The built-in models as data: each a recipe (configs, seed) that the builder turns into
-a diffusers folder. Light on imports: the pytest process reads it to know a model's pipeline."""
+a diffusers folder. Light on imports: the pytest process reads it to know a model's pipeline.
+
+Two sizes: the tiny models (the default: seconds an image, every profile anywhere) and the
+full-size ones, built from the published configs in `published/` with synthetic weights of
+the real shapes (latency and memory as with real weights; images mean nothing)."""
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from sdperf.models import tokenizers as tok
-from sdperf.models.weights import SCHEME_VERSION
 
 # Bump when build code changes in a way the recipe data does not show.
 BUILD_VERSION = 1
@@ -28,6 +34,7 @@ _CLIP = {
 TINY_SD15: dict[str, Any] = {
     "pipeline": "StableDiffusionPipeline",
     "seed": 0,
+    "weights_scheme": 1,
     "unet": {
         "sample_size": 32,
         "in_channels": 4,
@@ -69,6 +76,7 @@ TINY_SD15: dict[str, Any] = {
 TINY_SD3: dict[str, Any] = {
     "pipeline": "StableDiffusion3Pipeline",
     "seed": 0,
+    "weights_scheme": 1,
     "transformer": {
         "sample_size": 32,
         "patch_size": 2,
@@ -117,14 +125,71 @@ TINY_SD3: dict[str, Any] = {
     "scheduler": {"num_train_timesteps": 1000, "shift": 3.0},
 }
 
-RECIPES: dict[str, dict[str, Any]] = {"tiny-sd15": TINY_SD15, "tiny-sd3": TINY_SD3}
+PUBLISHED = Path(__file__).parent / "published"
+
+
+@cache
+def published_config(model: str, component: str) -> dict[str, Any]:
+    """A component's config as the hub publishes it (`published/README.md` says where from)."""
+    name = "scheduler_config.json" if component == "scheduler" else "config.json"
+    return json.loads((PUBLISHED / model / component / name).read_text(encoding="utf-8"))
+
+
+def _clip_published(model: str, component: str) -> dict[str, Any]:
+    # The built-in byte-level tokenizer has its own special ids; the embedding keeps the
+    # published vocabulary's rows (unused rows cost memory, as real ones do).
+    ids = {"bos_token_id": tok.CLIP_BOS_ID, "eos_token_id": tok.CLIP_EOS_ID, "pad_token_id": tok.CLIP_EOS_ID}
+    return {**published_config(model, component), **ids}
+
+
+FULL_SD15: dict[str, Any] = {
+    "pipeline": "StableDiffusionPipeline",
+    "seed": 0,
+    "weights_scheme": 2,
+    "weights_dtype": "float32",  # as the published unet/vae/text_encoder files
+    "unet": published_config("sd15", "unet"),
+    "vae": published_config("sd15", "vae"),
+    "text_encoder": _clip_published("sd15", "text_encoder"),
+    "scheduler": published_config("sd15", "scheduler"),
+}
+
+FULL_SD3_MEDIUM: dict[str, Any] = {
+    "pipeline": "StableDiffusion3Pipeline",
+    "seed": 0,
+    "weights_scheme": 2,
+    "weights_dtype": "float16",  # as published: 4.2 GB transformer, 9.5 GB T5
+    "transformer": published_config("sd3-medium", "transformer"),
+    "vae": published_config("sd3-medium", "vae"),
+    "text_encoder": _clip_published("sd3-medium", "text_encoder"),
+    "text_encoder_2": _clip_published("sd3-medium", "text_encoder_2"),
+    "text_encoder_3": published_config("sd3-medium", "text_encoder_3"),
+    "tokenizer_3_max_length": 256,  # diffusers' default max_sequence_length
+    "scheduler": published_config("sd3-medium", "scheduler"),
+}
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "tiny-sd15": TINY_SD15, "tiny-sd3": TINY_SD3, "sd15": FULL_SD15, "sd3-medium": FULL_SD3_MEDIUM,
+}
+TINY = ("tiny-sd15", "tiny-sd3")
+FULL_SIZE = ("sd15", "sd3-medium")
+
+# Published parameter counts per component (configs/README.md of the design notes:
+# diffusers' num_parameters() docstring, the fast.ai forum's SD budget post, aitune's inspect
+# output, KerasHub's SD3 preset). SD3's VAE has no published total: its decoder's is, and the
+# whole is the KerasHub SD3 total less the other parts. "vae.decoder" counts a submodule.
+PUBLISHED_PARAMETERS: dict[str, dict[str, int]] = {
+    "sd15": {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480},
+    "sd3-medium": {
+        "transformer": 2_028_328_000,
+        "vae": 83_819_683,
+        "vae.decoder": 49_545_475,
+        "text_encoder": 123_650_304,
+        "text_encoder_2": 694_659_840,
+        "text_encoder_3": 4_762_310_656,
+    },
+}
 
 
 def recipe_document(name: str) -> dict[str, Any]:
     """Everything the bytes of a built model depend on (hashed into its cache key)."""
-    return {
-        "name": name,
-        "recipe": RECIPES[name],
-        "weights_scheme": SCHEME_VERSION,
-        "build_version": BUILD_VERSION,
-    }
+    return {"name": name, "recipe": RECIPES[name], "build_version": BUILD_VERSION}

@@ -11,7 +11,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-BUILTIN_MODELS = ("tiny-sd15", "tiny-sd3")
+# Tiny (the default, scaled-down workloads) and full size (the reports' workloads, real shapes).
+TINY_MODELS = ("tiny-sd15", "tiny-sd3")
+FULL_SIZE_MODELS = ("sd15", "sd3-medium")
+BUILTIN_MODELS = TINY_MODELS + FULL_SIZE_MODELS
+BUILTIN_PREFIX = "builtin:"
+SYNTHETIC_NOTE = (
+    "synthetic weights of the published shapes: latency and memory compare with real weights, "
+    "images do not (fidelity and goldens are judged on real weights and on the tiny models)"
+)
 READY_MARKER = "sdperf-build.json"  # written last: a folder without it is unfinished
 
 
@@ -36,6 +44,16 @@ class ModelSpec:
     def builtin(self) -> bool:
         return self.path is None
 
+    @property
+    def scaled_down(self) -> bool:
+        """A tiny built-in model: runs the profiles' scaled-down workloads and run sizes."""
+        return self.path is None and self.name in TINY_MODELS
+
+    @property
+    def synthetic_full_size(self) -> bool:
+        """A full-size built-in model: real shapes, synthetic weights, the reports' workloads."""
+        return self.path is None and self.name in FULL_SIZE_MODELS
+
     def to_json(self) -> dict:
         return {"name": self.name, "path": str(self.path) if self.path else None}
 
@@ -44,14 +62,26 @@ class ModelSpec:
         return cls(name=data["name"], path=Path(data["path"]) if data.get("path") else None)
 
 
+def builtin_name(value: str) -> str | None:
+    """The built-in model `value` names (`sd15` or `builtin:sd15`), or None."""
+    name = value.removeprefix(BUILTIN_PREFIX)
+    if name in BUILTIN_MODELS:
+        return name
+    return None
+
+
 def parse_model_option(value: str, source: str) -> ModelSpec:
     """Turn `--sdperf-model` into a spec, or fail naming the value and the fix."""
-    if value in BUILTIN_MODELS:
-        return ModelSpec(name=value)
+    name = builtin_name(value)
+    if name:
+        return ModelSpec(name=name)
+    known = ", ".join(BUILTIN_PREFIX + name for name in BUILTIN_MODELS)
+    if value.startswith(BUILTIN_PREFIX):
+        raise ValueError(f"{source}: {value!r} is not a built-in model; built-in: {known} (list them: sdperf models)")
     folder = Path(value).expanduser()
     if not folder.is_dir():
         raise ValueError(
-            f"{source}: model {value!r} is neither a built-in model ({', '.join(BUILTIN_MODELS)}) "
+            f"{source}: model {value!r} is neither a built-in model ({known}) "
             "nor an existing folder; pass a local diffusers folder (one with model_index.json)"
         )
     if not (folder / "model_index.json").is_file():

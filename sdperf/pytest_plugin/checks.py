@@ -18,6 +18,7 @@ from sdperf.execution.cases import Case
 from sdperf.execution.process import Deadline, WorkerFailed
 from sdperf.judging.determinism import judge_determinism
 from sdperf.judging.images import keep_for_review, psnr
+from sdperf.models.store import SYNTHETIC_NOTE
 from sdperf.pytest_plugin.run_images import DrawnImages, RunImages
 from sdperf.storage.goldens import GoldenKey, load_golden, record_golden, stack_digest
 from sdperf.storage.results import CaseResult, Status
@@ -97,6 +98,8 @@ class CaseCheck:
         key = GoldenKey(self.golden.storage_key, self.case.id, self.case.model.name,
                         stack_digest(audit["packages"], self.recipe.needs.packages), audit["cpu_capability"])
         record_path, golden_png = key.paths(self.golden.root)
+        if self.case.model.synthetic_full_size:
+            return self._done(f"determinism: {evidence}; no golden: builtin:{self.case.model.name} has {SYNTHETIC_NOTE}")
         if self.golden.record:
             record_golden(self.golden.root, key, digest, drawn.load["weights_sha256"], audit["packages"], drawn.png)
             return self._done(f"determinism: recorded golden {record_path}; {evidence}")
@@ -118,6 +121,9 @@ class CaseCheck:
         self._named("fidelity")
         if self.recipe.name == self.reference.recipe:
             self.result.move_to(Status.SKIPPED, f"{self.recipe.name} is the reference the other recipes are compared with")
+            pytest.skip(self.result.reason)
+        if self.case.model.synthetic_full_size:
+            self.result.move_to(Status.SKIPPED, f"fidelity not judged: builtin:{self.case.model.name} has {SYNTHETIC_NOTE}")
             pytest.skip(self.result.reason)
         folder = self._folder("fidelity")
         ours = self._images_of(self.case, (1,))

@@ -103,7 +103,7 @@ def _register(request: pytest.FixtureRequest, case: Case, kind: str, check_host:
     for reference in profile.references:
         if kind == "latency" and reference.recipe == case.recipe:
             why_not = (
-                "this run uses the built-in model" if case.model.builtin
+                "this run uses a tiny built-in model" if case.model.scaled_down
                 else "this run's workload differs from the report's" if case.workload != profile.workload
                 else ""
             )

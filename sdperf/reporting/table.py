@@ -117,6 +117,30 @@ def _row(result: CaseResult, same_run: Mapping[str, CaseResult]) -> list[str]:
     ]
 
 
+def si(value: float, unit: str) -> str:
+    """1.23e12 -> '1.23 TFLOP' style, three significant figures."""
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def roofline_line(result: CaseResult) -> str | None:
+    """The case's work per denoiser call, the rate its timed steps achieved, and that rate
+    against this host's measured GEMM peak."""
+    roof = result.roofline()
+    if roof is None:
+        return None
+    if "error" in roof:
+        return f"{result.case_id}: roofline not computed: {roof['error']}"
+    line = f"{result.case_id}: roofline: {si(roof['flops_per_denoiser_call'], 'FLOP')} a denoiser call"
+    where = f"{roof['peak_threads']} threads" if roof["peak_device"] == "cpu" else roof["peak_device"]
+    peak = f"{roof['peak_dtype']} GEMM peak here {si(roof['peak_flops'], 'FLOP/s')} ({where})"
+    if roof["achieved_flops"] is None:
+        return f"{line}; no timed step to rate; {peak}"
+    return f"{line}, {si(roof['achieved_flops'], 'FLOP/s')} achieved, {roof['fraction_of_peak']:.0%} of the {peak}"
+
+
 def _timed(results: list[CaseResult]) -> list[CaseResult]:
     return [r for r in results if r.status != "skipped" and r.kind in ("latency", "harness")]
 
@@ -134,6 +158,9 @@ def detail_lines(results: Iterable[CaseResult], same_run: Mapping[str, CaseResul
         if result.status in ("failed", "invalid", "regressed") and result.reason:
             lines.append(f"{result.case_id} {result.status}: {result.reason}")
         lines.extend(f"{result.case_id}: {note}" for note in result.notes)
+        roofline = roofline_line(result)
+        if roofline:
+            lines.append(roofline)
         lines.extend(verdict_lines(result))
     for check in checks:
         detail = check.reason if check.status != "passed" else "; ".join(check.notes)

@@ -18,8 +18,10 @@ from typing import Any
 #    errors, interrupted, exit status); each round's worker ("worker" in rounds and control rounds).
 # 5: each warm-up's image hash and worker ("warmup_images"): the correctness checks judge every image
 #    a benchmark drew; correctness checks' rounds hold (worker, image hash) of the images they judged.
-RESULT_SCHEMA_VERSION = 5
-READABLE_SCHEMAS = (1, 2, 3, 4, 5)
+# 6: the roofline ("roofline": FLOPs per denoiser call, achieved and peak FLOP/s, the fraction) and
+#    its inputs in "load" ("roofline": the count and the host's GEMM peak, or the error that stopped them).
+RESULT_SCHEMA_VERSION = 6
+READABLE_SCHEMAS = (1, 2, 3, 4, 5, 6)
 
 PHASES = ("text_encoding_s", "denoise_s", "vae_decode_s", "other_s")
 
@@ -154,6 +156,33 @@ class CaseResult:
     def image_hashes(self) -> list[str]:
         return sorted({r["image_sha256"] for r in self.rounds})
 
+    def roofline(self) -> dict[str, Any] | None:
+        """How far the timed steps are from the host's matrix-multiply peak; None before any load.
+
+        Each denoising step is one denoiser call (the classifier-free guidance halves in one
+        batch), so the achieved rate is FLOPs per call times the steps over their time. A step
+        whose start was not seen (a denoiser without hooks: OpenVINO) is recorded as 0 s and
+        left out."""
+        counted = self.load.get("roofline")
+        if not counted:
+            return None
+        if "error" in counted:
+            return {"error": counted["error"]}
+        steps = [step for step in round_steps(self.rounds) if step > 0]
+        flops = counted["flops_per_denoiser_call"]
+        achieved = flops * len(steps) / sum(steps) if steps else None
+        peak = counted["peak_flops"]
+        return {
+            "flops_per_denoiser_call": flops,
+            "achieved_flops": achieved,
+            "peak_flops": peak,
+            "fraction_of_peak": achieved / peak if achieved and peak else None,
+            "peak_dtype": counted.get("dtype"),
+            "peak_threads": counted.get("threads"),
+            "peak_device": counted.get("device"),
+            "steps_timed": len(steps),
+        }
+
 
 def summarise(result: CaseResult) -> dict[str, Any]:
     """What goes into pytest-benchmark's extra_info for one case."""
@@ -167,6 +196,7 @@ def summarise(result: CaseResult) -> dict[str, Any]:
         "first_call_s": result.first_call_s,
         "phase_means_s": result.phase_means(),
         "seconds_per_step": result.seconds_per_step(),
+        "roofline": result.roofline(),
         "peak_rss_bytes": result.peak_rss_bytes(),
         "image_sha256": result.image_hashes(),
         "rounds": result.rounds,

@@ -80,6 +80,7 @@ class PipelineSession:
         if "openvino" in load_proof:
             in_force["openvino"] = load_proof["openvino"]  # what `sdperf doctor` checks too
         return {
+            "roofline": self._roofline(path),
             "model_path": str(path),
             "pipeline_class": type(pipe).__name__,
             "components": sorted(k for k, v in getattr(pipe, "components", {}).items() if v is not None),
@@ -91,6 +92,27 @@ class PipelineSession:
             "transform_proof": proof,
             "audit": in_force,
         }
+
+    def _roofline(self, path) -> dict[str, Any]:
+        """The denoiser's FLOPs per call for this workload and the host's GEMM peak (outside any timing).
+        A failure is reported, not raised: the case's timing does not depend on it."""
+        from sdperf.models.store import cache_root, pipeline_class_of
+        from sdperf.worker import roofline
+
+        try:
+            guidance = self.case["workload"].get("guidance")
+            if guidance is None:  # the pipeline's default, as the call will use it
+                parameter = accepted_arguments(self.pipe).get("guidance_scale")
+                guidance = parameter.default if parameter is not None else None
+            flops = roofline.denoiser_flops(
+                path, pipeline_class_of(ModelSpec(name=path.name, path=path)), self.case["workload"],
+                guidance, with_t5="text_encoder_3" not in self.case.get("drop_components", ()),
+            )
+            dtype = roofline.compute_dtype(self.case)
+            peak = roofline.gemm_peak(dtype, self.case.get("device", "cpu"), self.case.get("cores", 1), cache_root())
+        except Exception as error:  # noqa: BLE001 - said in the results, never hidden
+            return {"error": f"{type(error).__name__}: {error}"}
+        return {"flops_per_denoiser_call": flops, **peak}
 
     def _call_arguments(self) -> dict[str, Any]:
         import torch

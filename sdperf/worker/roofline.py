@@ -1,0 +1,141 @@
+"""How much work one denoiser call is, and what this host's matrix multiply can do.
+
+The work is counted with torch's own FLOP counter on the meta device: the denoiser is made
+from the model folder's config with no weights, and called once with the inputs the
+pipeline gives it for the case's workload, so counting costs about a second even for SD3
+Medium, and works for every loader (an OpenVINO recipe runs the same network). Matrix
+multiplies, convolutions and attention count; norms and elementwise work do not (the usual
+convention, and where the time goes).
+
+The peak is a short GEMM measurement with all of the host's cores (the case's own thread
+settings are put back after), cached per host, stack, dtype and device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+# The pipelines' text sequence lengths: CLIP's 77 tokens; SD3 adds T5's (diffusers'
+# max_sequence_length default, 256) or, without T5, 77 zero rows in its place.
+CLIP_TOKENS = 77
+T5_TOKENS = 256
+# Recipes whose transforms compute in another dtype than the weights are loaded in.
+AUTOCAST_DTYPES = {"bf16_autocast": "bfloat16", "ipex_bf16": "bfloat16"}
+GEMM_SIZE = {"cpu": 2048, "cuda": 8192}
+GEMM_REPEATS = 5
+
+
+def compute_dtype(case: dict) -> str:
+    for transform in case.get("transforms", ()):
+        if transform in AUTOCAST_DTYPES:
+            return AUTOCAST_DTYPES[transform]
+    return case.get("load_dtype") or "float32"
+
+
+def _denoiser(model_path: Path, pipeline_class: str):
+    """The denoiser of a diffusers folder, made on the meta device from its config."""
+    if pipeline_class == "StableDiffusion3Pipeline":
+        from diffusers import SD3Transformer2DModel as Denoiser
+
+        folder = "transformer"
+    else:
+        from diffusers import UNet2DConditionModel as Denoiser
+
+        folder = "unet"
+    return Denoiser.from_config(Denoiser.load_config(str(model_path / folder)))
+
+
+def denoiser_flops(model_path: Path, pipeline_class: str, workload: dict, guidance: float | None,
+                   with_t5: bool) -> int:
+    """FLOPs of one denoiser call as the pipeline makes it: classifier-free guidance (a
+    guidance scale above 1) runs the unconditional and the conditional halves as one batch."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = 2 if guidance is not None and guidance > 1 else 1
+    with torch.device("meta"):
+        denoiser = _denoiser(model_path, pipeline_class)
+        config = denoiser.config
+        latent = (batch, config.in_channels, workload["height"] // 8, workload["width"] // 8)
+        if pipeline_class == "StableDiffusion3Pipeline":
+            text = CLIP_TOKENS + (T5_TOKENS if with_t5 else CLIP_TOKENS)
+            inputs = {
+                "hidden_states": torch.empty(latent),
+                "timestep": torch.empty(batch),
+                "encoder_hidden_states": torch.empty(batch, text, config.joint_attention_dim),
+                "pooled_projections": torch.empty(batch, config.pooled_projection_dim),
+            }
+        else:
+            inputs = {
+                "sample": torch.empty(latent),
+                "timestep": torch.empty(()),
+                "encoder_hidden_states": torch.empty(batch, CLIP_TOKENS, config.cross_attention_dim),
+            }
+        with FlopCounterMode(display=False) as counter:
+            denoiser(**inputs)
+    return int(counter.get_total_flops())
+
+
+def _stack_key(dtype: str, device: str) -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith(("model name", "flags")):
+                cpu += line
+    except OSError:
+        pass
+    if device == "cuda":
+        cpu = torch.cuda.get_device_name()
+    text = json.dumps([cpu, os.cpu_count(), torch.__version__, torch.backends.cpu.get_cpu_capability(), dtype, device])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _measure_gemm(dtype_name: str, device: str, threads: int) -> float:
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    size = GEMM_SIZE[device]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
+        best = float("inf")
+        for _ in range(GEMM_REPEATS + 1):  # the first is a warm-up
+            if device == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            torch.mm(a, b)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(previous)
+    return 2.0 * size**3 / best
+
+
+def gemm_peak(dtype: str, device: str, cores: int, cache: Path) -> dict[str, Any]:
+    """The best of a few square matrix multiplies, in FLOP/s, with `cores` threads; cached."""
+    path = cache / "gemm-peak" / f"{_stack_key(dtype, device)}-{cores}.json"
+    try:
+        return {**json.loads(path.read_text(encoding="utf-8")), "cached": True}
+    except (OSError, ValueError):
+        pass
+    peak = {"peak_flops": _measure_gemm(dtype, device, cores), "dtype": dtype, "device": device,
+            "threads": cores, "size": GEMM_SIZE[device]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(peak), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:
+        pass  # a read-only cache only costs measuring again
+    return {**peak, "cached": False}
