@@ -92,7 +92,7 @@ def _cuda_reason(gpus: tuple[GpuInfo, ...]) -> tuple[bool, str]:
     gpu = gpus[0]
     more = f" (GPU 0 of {len(gpus)})" if len(gpus) > 1 else ""
     if gpu.total_mib > LOWVRAM_MIB:
-        cap = f"will be capped to {LOWVRAM_MIB} MiB to emulate a 6 GB card"
+        cap = f"more than a 6 GB card: --sdperf-vram-cap {LOWVRAM_MIB} emulates one"
     else:
         cap = f"no cap needed (<= {LOWVRAM_MIB} MiB)"
     return True, f"{gpu.name}{more} has {gpu.total_mib} MiB VRAM, {cap}"

@@ -18,7 +18,8 @@ from sdperf.models.store import ModelSpec, parse_model_option
 
 # (option suffix, help, ini type); ini key is "sdperf_" + suffix with underscores.
 OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("model", "built-in model name (tiny-sd15, tiny-sd3) or a local diffusers folder of real weights", "string"),
+    ("model", "built-in model (builtin:tiny-sd15, builtin:tiny-sd3; full size, synthetic weights: builtin:sd15, "
+     "builtin:sd3-medium; list them: sdperf models) or a local diffusers folder of real weights", "string"),
     ("profile", "emulate this hardware profile here (its recipes and settings, on the built-in model)", "string"),
     ("recipes", "comma-separated recipe names to run (default: each profile's recipes)", "string"),
     ("rounds", "timed rounds per case (default: from the profile)", "string"),
