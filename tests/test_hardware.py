@@ -372,7 +372,7 @@ def test_amd_is_not_sapphire_rapids(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- CUDA
 
 
-def test_cuda_host_with_80gb_card_is_capped(tmp_path: Path) -> None:
+def test_cuda_host_with_80gb_card_is_told_how_to_cap_it(tmp_path: Path) -> None:
     intel_cpuinfo(tmp_path, 143, SPR_FLAGS)
     calls: list[list[str]] = []
     host = detect_host(tmp_path, fake_run({"nvidia-smi": SMI_H100}, calls), architecture="x86_64")
@@ -382,7 +382,7 @@ def test_cuda_host_with_80gb_card_is_capped(tmp_path: Path) -> None:
     assert host.primary == "cuda_lowvram"
     assert host.reasons["cuda_lowvram"] == (
         "NVIDIA H100 80GB HBM3 has 81559 MiB VRAM, "
-        "will be capped to 6144 MiB to emulate a 6 GB card"
+        "more than a 6 GB card: --sdperf-vram-cap 6144 emulates one"
     )
 
 
