@@ -60,6 +60,10 @@ def materialize_seeded(module, seed: int, scheme: int, dtype_name: str) -> None:
             for name in holders[key]:
                 owner_name, _, leaf = name.rpartition(".")
                 setattr(module.get_submodule(owner_name), leaf, param)
+    # Ties made while the parameters were empty were lost when accelerate re-wrapped them
+    # (T5's encoder.embed_tokens and shared): make them again, now on the real tensors.
+    if hasattr(module, "tie_weights"):
+        module.tie_weights()
     for owner in module.modules():
         for leaf, buffer in owner.named_buffers(recurse=False):
             if buffer is not None and buffer.is_floating_point():
