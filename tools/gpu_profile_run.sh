@@ -32,8 +32,11 @@ fi
 
 setup() {
     if [ -d "$wheels" ] && [ ! -x "$python" ]; then
-        # The machine's own torch (a CUDA build) stays: the carried wheels add what it lacks.
-        python3 -m venv --system-site-packages "$venv" || return 1
+        # The machine's own torch (a CUDA build) stays: the carried wheels add what it lacks. python3
+        # may itself be a virtual environment's, whose packages --system-site-packages would not see.
+        python3 -m venv "$venv" || return 1
+        python3 -c "import site; print('\n'.join(site.getsitepackages()))" \
+            > "$("$python" -c "import site; print(site.getsitepackages()[0])")/machine-packages.pth" || return 1
         "$python" -m pip install -q --no-index --no-deps --no-compile "$wheels"/*.whl || return 1
         "$python" -m pip install -q --no-index --no-deps --no-build-isolation . || return 1
     fi
