@@ -8,7 +8,10 @@
 #                                    recipe's image against cuda_fp16's (the fidelity floors, on a GPU)
 #   tools/gpu_profile_run.sh full    every cuda_lowvram recipe on builtin:sd3-medium at 1024x1024 under
 #                                    the 6 GB cap (--sdperf-vram-cap 6144), then cuda_fp16 without it
-#   tools/gpu_profile_run.sh all     the three in turn
+#   tools/gpu_profile_run.sh all     the three in turn (capped and uncapped: the two halves of full)
+#
+# SDPERF_GPU_RECIPES (comma-separated) limits the capped stage to those recipes; SDPERF_GPU_WARMUP
+# sets its warm-up generations (default 1).
 #
 # Results go to $OUT (default ./gpu-profile-out): each stage's log (with the results table) and its
 # pytest-benchmark JSON. Each pytest stage stops (SIGINT: finished cases are kept and saved) at its
@@ -61,21 +64,31 @@ tiny() {
         --sdperf-rounds 2 --sdperf-warmup 1 --sdperf-workers 1
 }
 
-full() {
+capped() {
     suite capped perf/test_latency.py -m cuda_lowvram --sdperf-model builtin:sd3-medium --sdperf-vram-cap 6144 \
-        --sdperf-rounds 1 --sdperf-warmup 1
+        --sdperf-rounds 1 --sdperf-warmup "${SDPERF_GPU_WARMUP:-1}" ${SDPERF_GPU_RECIPES:+--sdperf-recipes "$SDPERF_GPU_RECIPES"}
+}
+
+uncapped() {
     suite uncapped perf/test_latency.py -m cuda_lowvram -k cuda_fp16 --sdperf-model builtin:sd3-medium \
         --sdperf-rounds 2 --sdperf-warmup 1
+}
+
+full() {
+    capped
+    uncapped
 }
 
 case $stage in
     setup) setup 2>&1 | tee "$out/setup.log" ;;
     tiny) tiny 2>&1 | tee "$out/tiny.log" ;;
     full) full 2>&1 | tee "$out/full.log" ;;
+    capped) capped 2>&1 | tee "$out/capped.log" ;;
+    uncapped) uncapped 2>&1 | tee "$out/uncapped.log" ;;
     all)
         setup 2>&1 | tee "$out/setup.log"
         tiny 2>&1 | tee "$out/tiny.log"
         full 2>&1 | tee "$out/full.log"
         ;;
-    *) echo "usage: $0 setup|tiny|full|all" >&2; exit 2 ;;
+    *) echo "usage: $0 setup|tiny|full|capped|uncapped|all" >&2; exit 2 ;;
 esac
