@@ -62,6 +62,8 @@ def test_profile_of_another_host_is_skipped_with_the_reason(latency_suite: pytes
         (["--sdperf-profile", "pi6"], "*--sdperf-profile: profile 'pi6' is unknown; known: pi4, pi5, sapphire_rapids*"),
         (["--sdperf-recipes", "fp32,turbo"], "*--sdperf-recipes: recipe(s) 'turbo' unknown; known: *fp32*"),
         (["--sdperf-model", "/nowhere/sd15"], "*--sdperf-model: model '/nowhere/sd15' is neither a built-in model*"),
+        (["--sdperf-model", "builtin:sd4"], "*--sdperf-model: 'builtin:sd4' is not a built-in model; built-in: "
+         "builtin:tiny-sd15, builtin:tiny-sd3, builtin:sd15, builtin:sd3-medium (list them: sdperf models)*"),
     ],
 )
 def test_bad_option_names_value_source_and_choices(

@@ -60,7 +60,7 @@ def _png(path: Path, value: int) -> Path:
     return path
 
 
-def _check(recipe_fields: dict, tmp_path: Path, ours: int, theirs: int):
+def _check(recipe_fields: dict, tmp_path: Path, ours: int, theirs: int, model: str = "tiny-sd15"):
     """A CaseCheck of the cpu profile's built-in workload for a made-up recipe, on a ledger where
     the run's benchmarks drew the recipe's and the reference's images (two PNGs): no worker."""
     from sdperf.config.profiles import load_profiles
@@ -73,13 +73,14 @@ def _check(recipe_fields: dict, tmp_path: Path, ours: int, theirs: int):
 
     profile = load_profiles()["cpu"]
     recipe = Recipe(name="probe", summary="test only", profiles=("cpu",), transforms=("dpm_solver",), **recipe_fields)
-    case = make_case(profile, recipe, ModelSpec("tiny-sd15"), {"timeout_s": 300})
-    reference = make_case(profile, REGISTRY["fp32"], ModelSpec("tiny-sd15"), {"timeout_s": 300})
+    case = make_case(profile, recipe, ModelSpec(model), {"timeout_s": 300})
+    reference = make_case(profile, REGISTRY["fp32"], ModelSpec(model), {"timeout_s": 300})
     images = RunImages(lambda: tmp_path, keep=False)
     for drawn_case, value in ((case, ours), (reference, theirs)):
         png = _png(tmp_path / f"{drawn_case.id}.png", value)
-        images.record(drawn_case, DrawnImages(f"the {drawn_case.id} benchmark", [(0, str(value) * 64)], {}, png))
-    result = CaseResult(case.id, "t", "cpu", "probe", "tiny-sd15", kind="fidelity")
+        load = {"audit": {"packages": {}, "cpu_capability": "AVX2"}, "weights_sha256": "0" * 64}
+        images.record(drawn_case, DrawnImages(f"the {drawn_case.id} benchmark", [(0, str(value) * 64)], load, png))
+    result = CaseResult(case.id, "t", "cpu", "probe", model, kind="fidelity")
     return CaseCheck(case, result, recipe, reference, images, tmp_path, GoldenPolicy(Path("."), "cpu", False))
 
 
@@ -114,6 +115,19 @@ def test_a_check_of_a_benchmark_that_failed_fails_with_its_reason_and_draws_noth
     with pytest.raises(pytest.fail.Exception, match=r"no image of cpu-probe to check: the cpu-probe benchmark drew "
                                                     r"none: worker was killed by signal SIGKILL \(9\)"):
         check.determinism()
+
+
+def test_a_full_size_built_in_model_skips_fidelity_and_goldens_saying_why(tmp_path: Path) -> None:
+    # Synthetic weights of the real shapes: what an image looks like means nothing, its repeatability does.
+    check = _check({"fidelity": "bit-exact"}, tmp_path, 101, 100, model="sd15")
+    with pytest.raises(pytest.skip.Exception, match="fidelity not judged: builtin:sd15 has synthetic weights of the "
+                                                    "published shapes: latency and memory compare with real weights"):
+        check.fidelity()
+    (tmp_path / "again").mkdir()
+    again = _check({"fidelity": "bit-exact"}, tmp_path / "again", 101, 100, model="sd15")
+    again.determinism()
+    assert again.result.status == "passed"
+    assert "; no golden: builtin:sd15 has synthetic weights of the published shapes" in again.result.notes[-1]
 
 
 A, B = "a" * 64, "b" * 64

@@ -52,7 +52,7 @@ def test_results_table_and_pytest_benchmark_compare_read_the_saved_run(cpu_run: 
     assert "test_latency[cpu-fp32]" in compare.stdout
     saved = cpu_run.saved()
     extra = next(b for b in saved["benchmarks"] if b["name"] == "test_latency[cpu-fp32]")["extra_info"]
-    assert extra["sdperf_schema"] == saved["sdperf"]["schema"] == 5
+    assert extra["sdperf_schema"] == saved["sdperf"]["schema"] == 6
     assert len(extra["latencies_s"]) == 2  # raw samples, kept for verdicts
     assert set(extra["phase_means_s"]) == {"text_encoding_s", "denoise_s", "vae_decode_s", "other_s"}
     assert extra["peak_rss_bytes"] > 0 and len(extra["image_sha256"]) == 1

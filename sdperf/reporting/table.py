@@ -175,8 +175,9 @@ def detail_lines(results: Iterable[CaseResult], same_run: Mapping[str, CaseResul
         ref = result.reference
         if ref:
             comparable = f" (not comparable: {ref['why_not']})"
-            if ref["comparable"] and result.median_s:
-                comparable = f"; measured here {result.median_s:.1f} s ({result.median_s / ref['latency_s'] - 1:+.0%})"
+            if ref["comparable"]:
+                comparable = (f"; measured here {result.median_s:.1f} s ({result.median_s / ref['latency_s'] - 1:+.0%})"
+                              if result.median_s else "; no timing here to compare")
             lines.append(
                 f"{result.case_id} published: {ref['latency_s']:g} s, {ref['label']}{comparable}; source: {ref['source']}"
             )
