@@ -8,7 +8,8 @@ multiplies, convolutions and attention count; norms and elementwise work do not 
 convention, and where the time goes).
 
 The peak is a short GEMM measurement with all of the host's cores (the case's own thread
-settings are put back after), cached per host, stack, dtype and device.
+settings are put back after): the best of torch.mm and a linear layer over growing square
+sizes, cached per host, stack, dtype and device.
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ CLIP_TOKENS = 77
 T5_TOKENS = 256
 # Recipes whose transforms compute in another dtype than the weights are loaded in.
 AUTOCAST_DTYPES = {"bf16_autocast": "bfloat16", "ipex_bf16": "bfloat16"}
-GEMM_SIZE = {"cpu": 2048, "cuda": 8192}
+# Square sizes tried, smallest first: a size is left once one call takes GEMM_CALL_S, so a dtype
+# this host only emulates (bfloat16 without AVX512-BF16: about 1 GFLOP/s in torch.mm) costs a
+# second, not minutes. Bump GEMM_METHOD when the measurement changes: it keys the cache.
+GEMM_SIZES = {"cpu": (256, 512, 1024, 2048), "cuda": (1024, 4096, 8192)}
+GEMM_CALL_S = 0.1
 GEMM_REPEATS = 5
+GEMM_METHOD = 2
 
 
 def compute_dtype(case: dict) -> str:
@@ -94,32 +100,46 @@ def _stack_key(dtype: str, device: str) -> str:
         pass
     if device == "cuda":
         cpu = torch.cuda.get_device_name()
-    text = json.dumps([cpu, os.cpu_count(), torch.__version__, torch.backends.cpu.get_cpu_capability(), dtype, device])
+    text = json.dumps([GEMM_METHOD, cpu, os.cpu_count(), torch.__version__, torch.backends.cpu.get_cpu_capability(),
+                       dtype, device])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _measure_gemm(dtype_name: str, device: str, threads: int) -> float:
+def _best_seconds(run, synchronize) -> float:
+    """The fastest of a few calls of `run` after one warm-up."""
+    run()
+    best = float("inf")
+    for _ in range(GEMM_REPEATS):
+        synchronize()
+        started = time.perf_counter()
+        run()
+        synchronize()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _measure_gemm(dtype_name: str, device: str, threads: int) -> tuple[float, int]:
+    """(FLOP/s, size): the best square matrix multiply, as torch.mm and as a linear layer
+    (addmm: what most layers call, and on some CPUs a faster path for a dtype)."""
     import torch
 
     dtype = getattr(torch, dtype_name)
-    size = GEMM_SIZE[device]
+    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
+    best = (0.0, 0)
     try:
-        a = torch.randn(size, size, device=device).to(dtype)
-        b = torch.randn(size, size, device=device).to(dtype)
-        best = float("inf")
-        for _ in range(GEMM_REPEATS + 1):  # the first is a warm-up
-            if device == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            torch.mm(a, b)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - started)
+        for operation in (torch.mm, torch.nn.functional.linear):
+            for size in GEMM_SIZES[device]:
+                a = torch.randn(size, size, device=device).to(dtype)
+                b = torch.randn(size, size, device=device).to(dtype)
+                seconds = _best_seconds(lambda: operation(a, b), synchronize)
+                best = max(best, (2.0 * size**3 / seconds, size))
+                if seconds >= GEMM_CALL_S:
+                    break
     finally:
         torch.set_num_threads(previous)
-    return 2.0 * size**3 / best
+    return best
 
 
 def gemm_peak(dtype: str, device: str, cores: int, cache: Path) -> dict[str, Any]:
@@ -129,8 +149,8 @@ def gemm_peak(dtype: str, device: str, cores: int, cache: Path) -> dict[str, Any
         return {**json.loads(path.read_text(encoding="utf-8")), "cached": True}
     except (OSError, ValueError):
         pass
-    peak = {"peak_flops": _measure_gemm(dtype, device, cores), "dtype": dtype, "device": device,
-            "threads": cores, "size": GEMM_SIZE[device]}
+    flops, size = _measure_gemm(dtype, device, cores)
+    peak = {"peak_flops": flops, "dtype": dtype, "device": device, "threads": cores, "size": size}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}")
