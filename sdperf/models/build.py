@@ -36,8 +36,9 @@ def fill_seeded(module, seed: int) -> None:
 
 def materialize_seeded(module, seed: int, scheme: int, dtype_name: str) -> None:
     """Give every parameter of `module` (made with empty, meta-device parameters) its seeded
-    values in `dtype_name`, and cast its floating buffers to that dtype. Tied parameters stay
-    tied: one tensor, valued by the first name that holds it."""
+    values in `dtype_name`, and cast its floating buffers to that dtype. A parameter held under
+    several names gets one tensor, valued by its first name; ties the library declares are
+    made again (`tie_weights`)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import torch
