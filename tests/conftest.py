@@ -9,6 +9,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import pytest
 
 # No model hub here or in CI: any attempt to reach one must fail fast.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Runs of the suite inside the tests keep their history here, never in the user's data folder.
+os.environ["SDPERF_HISTORY"] = tempfile.mkdtemp(prefix="sdperf-tests-history-")
 
 # In-process pytester runs put sys.modules back afterwards, and numpy's and scipy's compiled
 # modules cannot load twice in one process: loaded once here, before any run, they stay.

@@ -7,6 +7,9 @@ module reaches into it. Its next release can break this file and no other.
 
 from __future__ import annotations
 
+import copy
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,6 +100,43 @@ def saved_runs(config: pytest.Config) -> list[Path]:
         machine = getattr(session.storage, "default_machine_id", None) or ""
         found.extend(sorted((Path(folder) / machine).glob(f"[0-9][0-9][0-9][0-9]_{tag}.json"))[-1:])
     return found
+
+
+_WRITTEN_KEY = pytest.StashKey[dict]()
+
+
+def write_json_now(config: pytest.Config, only_if_nothing_timed: bool = False) -> Path | None:
+    """Write --benchmark-json from what has finished so far, atomically, through pytest-benchmark's
+    own hooks (as its session end does): a run killed halfway keeps its finished cases in it,
+    and a run in which no case reached its timed rounds still leaves its cases' reasons (where
+    pytest-benchmark saves nothing). Machine and commit info are gathered once per run."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not getattr(session, "json", None):
+        return None
+    if only_if_nothing_timed and session.benchmarks:
+        return None  # pytest-benchmark writes the file itself at session end
+    cache = config.stash.setdefault(_WRITTEN_KEY, {})
+    if "machine" not in cache:
+        cache["machine"] = config.hook.pytest_benchmark_generate_machine_info(config=config)
+        commit = config.hook.pytest_benchmark_generate_commit_info(config=config)
+        config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit)
+        cache["commit"] = commit
+    machine_info = copy.deepcopy(cache["machine"])
+    config.hook.pytest_benchmark_update_machine_info(config=config, machine_info=machine_info)
+    benchmarks = list(session.benchmarks)
+    output = config.hook.pytest_benchmark_generate_json(
+        config=config, benchmarks=benchmarks, include_data=True, machine_info=machine_info, commit_info=cache["commit"],
+    )
+    config.hook.pytest_benchmark_update_json(config=config, benchmarks=benchmarks, output_json=output)
+    from pytest_benchmark.utils import safe_dumps
+
+    target = Path(session.json)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-", suffix=".partial")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(safe_dumps(output, ensure_ascii=True, indent=4))
+    os.replace(temporary, target)
+    return target
 
 
 def machine_id() -> str:

@@ -51,6 +51,19 @@ def pytest_configure(config: pytest.Config) -> None:
     adapter.refuse_unmeasurable_modes(config)
     _store_runs_per_profile(session)
     _compare_with_baseline(session)
+    _keep_history(session)
+
+
+def _keep_history(session: SdperfSession) -> None:
+    """Every case that finishes goes into the history folder (outside the checkout) as it finishes."""
+    from sdperf.pytest_plugin.history_recorder import HistoryRecorder
+    from sdperf.storage.history import history_dir
+
+    if (session.settings.history or "").strip().lower() == "off":
+        return
+    root, source = history_dir(session.settings.history)
+    session.history = HistoryRecorder(session, root, source)
+    session.config.pluginmanager.register(session.history, "sdperf-history")
 
 
 def _store_runs_per_profile(session: SdperfSession) -> None:
@@ -105,6 +118,15 @@ def _compare_with_baseline(session: SdperfSession) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    outcome = yield
+    # --benchmark-json is rewritten after every case: a run killed halfway keeps what it finished.
+    if CASE_RESULT_KEY in item.stash:
+        adapter.write_json_now(item.config)
+    return outcome
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     result = item.stash.get(CASE_RESULT_KEY, None)
@@ -121,6 +143,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     sdperf.drop_empty_images_dir()
     _write_markdown(sdperf)
+    # pytest-benchmark writes nothing when no case reached its timed rounds: the reasons still go out.
+    adapter.write_json_now(session.config, only_if_nothing_timed=True)
 
 
 def _write_markdown(session: SdperfSession) -> None:

@@ -41,6 +41,8 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
      "memory or draws another image; `sdperf ab BASE HEAD` runs this", "string"),
     ("inherit-env", "comma-separated environment variables workers inherit beyond the few they need to run "
      "(PATH, HOME, locale, caches); everything a worker runs with is recorded in its audit", "string"),
+    ("history", "folder that keeps every run's finished cases, for noise learned night to night, change points and "
+     "the dashboard (default: $SDPERF_HISTORY, else the user's data folder; off: keep none)", "string"),
     ("interleave", "time each case alternately with its profile's control case (fp32 on CPUs) in a second worker, so machine drift "
      "cancels, and judge it against that case pair by pair (ini: yes/no)", "string"),
 )
@@ -108,6 +110,7 @@ class Settings:
     vram_cap_mib: int | None = None
     ab: tuple[Path, Path] | None = None  # (base lock, head lock)
     inherit_env: tuple[str, ...] = ()  # variables workers get from this process beyond the allow-list
+    history: str | None = None  # --sdperf-history as given: a folder, "off", or None (SDPERF_HISTORY, default)
 
     def worker_env(self, device: str) -> dict[str, str]:
         """Variables a case's worker gets from these settings (the VRAM cap, on CUDA)."""
@@ -177,6 +180,7 @@ class Settings:
                 "give names such as PYTHONPATH,OMP_WAIT_POLICY"
             )
         ab = _ab_locks(config)
+        history_value, _ = _raw(config, "history")
         if ab and interleave in ("yes", "true", "1"):
             raise pytest.UsageError(
                 "--sdperf-ab and --sdperf-interleave both choose what a case is timed against; give one"
@@ -197,6 +201,7 @@ class Settings:
             vram_cap_mib=_number(config, "vram-cap", int, 1),
             ab=ab,
             inherit_env=inherit_env,
+            history=str(history_value) if history_value else None,
         )
 
 

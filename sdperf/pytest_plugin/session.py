@@ -54,6 +54,7 @@ class SdperfSession:
     _images: Path | None = None
     _ab: Any = None  # sdperf.execution.ab_sides.Sides, or the LockError that stopped them
     _run_images: Any = None
+    history: Any = None  # sdperf.pytest_plugin.history_recorder.HistoryRecorder, unless --sdperf-history=off
     checks_selected: bool = False  # a correctness check runs: benchmarks keep their last image for it
 
     # ---------------------------------------------------------------- run record
