@@ -255,6 +255,9 @@ def _parser() -> argparse.ArgumentParser:
     ab.add_argument("base", metavar="BASE_LOCK", help="the current lock, e.g. the main branch's constraints.txt (side A)")
     ab.add_argument("head", metavar="HEAD_LOCK", help="the proposed lock (side B)")
     ab.set_defaults(run=_ab, passes_unknown=True)
+    from sdperf.cli.history import add_commands as add_history_commands
+
+    add_history_commands(commands)
     env = commands.add_parser("env", help="dedicated Python environments some recipes run in (ipex_bf16)")
     env_commands = env.add_subparsers(dest="env_command", required=True)
     env_create = env_commands.add_parser("create", help="create (or finish) an environment; cached under sdperf's cache")

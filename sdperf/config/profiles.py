@@ -108,6 +108,8 @@ class VerdictPolicy:
     min_rounds: int = 5  # below this many rounds a side, latency verdicts use per-step samples
     # With --sdperf-interleave, both sides get fresh workers after this many pairs.
     pairs_per_worker: int = 5
+    # Nights with nothing changed before the noise learned from the history replaces session_noise.
+    calibration_nights: int = 5
 
     def __post_init__(self) -> None:
         for name in ("threshold", "memory_threshold", "alpha"):
@@ -118,6 +120,8 @@ class VerdictPolicy:
             raise ProfileError(f"verdict session_noise={self.session_noise!r} must be a fraction >= 0 and < 1")
         if not isinstance(self.min_rounds, int) or self.min_rounds < 2:
             raise ProfileError(f"verdict min_rounds={self.min_rounds!r} must be an integer >= 2")
+        if not isinstance(self.calibration_nights, int) or self.calibration_nights < 2:
+            raise ProfileError(f"verdict calibration_nights={self.calibration_nights!r} must be an integer >= 2")
         if not isinstance(self.pairs_per_worker, int) or self.pairs_per_worker < 1:
             raise ProfileError(f"verdict pairs_per_worker={self.pairs_per_worker!r} must be an integer >= 1")
 
