@@ -36,6 +36,15 @@ def test_latency(sdperf_bench):
 '''
 
 
+@pytest.fixture(autouse=True)
+def own_history(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each test's in-process runs keep their history apart: noise learned from another test's
+    nights would change this test's verdicts. (Shared runs, set up before this, use the session's.)"""
+    folder = tmp_path_factory.mktemp("history")
+    monkeypatch.setenv("SDPERF_HISTORY", str(folder))
+    return folder
+
+
 @pytest.fixture
 def latency_suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester folder holding the suite's latency benchmark, as a user's checkout has it."""

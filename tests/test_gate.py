@@ -20,8 +20,25 @@ def saved_runs(folder: Path) -> list[Path]:
     return sorted((folder / ".benchmarks" / "emulated-cpu").glob("*/*.json"))
 
 
+def seed_quiet_nights(history: Path, case: str, nights: int, spread: float):
+    """`nights` A/A nights of `case` in the emulated-cpu history, older than any real run, their
+    medians alternating +-spread around 1 s; returns the noise the whole history now implies."""
+    from sdperf.judging.noise import learn_noise
+    from sdperf.storage.history import Place, load, machine_name, series
+
+    place = Place(history, "emulated-cpu", machine_name())
+    for night in range(nights):
+        median = 1.0 + (spread if night % 2 else -spread)
+        entry = {"run": f"2000010{night}T000000Z-1-seeded", "case": case, "storage_key": "emulated-cpu",
+                 "machine": machine_name(), "median_s": median, "latencies_s": [median], "finished": "2000-01-01",
+                 "recipe": "testonly_slowdown", "model": "tiny-sd15", "model_sha256": "seeded", "workload": {},
+                 "environment": {"lock_sha256": "seeded", "sdperf_commit": "seeded"}, "status": "passed"}
+        place.append(entry)
+    return learn_noise(series(load(history, "emulated-cpu").entries, case), prior=0.15)
+
+
 def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
-    latency_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    latency_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, own_history: Path
 ) -> None:
     case = ("--sdperf-recipes=testonly_slowdown", "--sdperf-rounds=5", "--benchmark-autosave", *EMULATED)
     monkeypatch.setenv("SDPERF_TESTONLY_SLOWDOWN", "0")
@@ -44,9 +61,15 @@ def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
     rerun = json.loads(saved_runs(latency_suite.path)[-1].read_text())
     latency = rerun["benchmarks"][0]["extra_info"]["verdicts"]["baseline"]["latency"]
     assert latency["outcome"] in ("same", "inconclusive", "faster") and latency["baseline_n"] == 5
+    # One night in the history so far: the profile's prior noise widens the verdict, and says so.
+    assert latency["session_noise"] == 0.15
+    again.stdout.fnmatch_lines(["cpu-testonly_slowdown: history: calibrating: 0 of 5 nights; using the profile's "
+                                "prior noise 15.0%; this runner sees a change of *% in one night, *"])
     page = summary.read_text()
     assert "| case | model | status |" in page and "cpu-testonly_slowdown" in page and "vs baseline" in page
 
+    # Six quiet nights (seeded, older than these runs): the learned noise replaces the prior.
+    learned = seed_quiet_nights(own_history, "cpu-testonly_slowdown", 6, 0.01)
     # Three times slower: far beyond this noisy machine's session-to-session drift.
     monkeypatch.setenv("SDPERF_TESTONLY_SLOWDOWN", "2.0")
     slowed = latency_suite.runpytest(*case, "--benchmark-compare")
@@ -60,6 +83,9 @@ def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
     # The slow run is a valid measurement: saved with its verdict, and promotable on purpose.
     last = json.loads(saved_runs(latency_suite.path)[-1].read_text())
     assert last["benchmarks"][0]["extra_info"]["verdicts"]["baseline"]["latency"]["outcome"] == "slower"
+    assert last["benchmarks"][0]["extra_info"]["verdicts"]["baseline"]["latency"]["session_noise"] == learned.spread
+    slowed.stdout.fnmatch_lines([f"*history: run-to-run noise {learned.spread:.1%}, learned from {learned.nights} nights "
+                                 "with nothing changed*"])
     assert [c["status"] for c in last["sdperf"]["cases"] if c["kind"] == "latency" and c["status"] != "skipped"] == [
         "regressed"
     ]

@@ -6,9 +6,12 @@ command they run against what this repository defines (pytest options and marker
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
 import itertools
+import math
+import os
 import re
 import shlex
 import subprocess
@@ -20,7 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sdperf.config.profiles import load_profiles
+from sdperf.config.profiles import Profile, RunSize, load_profiles
+from sdperf.config.recipes import REGISTRY
 from sdperf.pytest_plugin.hooks import MARKERS
 from sdperf.pytest_plugin.options import OPTIONS
 
@@ -316,7 +320,7 @@ def test_every_command_a_workflow_runs_exists(path: Path) -> None:
     assert not problems, "\n".join(problems)
     expected = {
         "ci.yml": {"make test"},
-        "nightly.yml": {"make setup", "pytest", "sdperf promote"},
+        "nightly.yml": {"make setup", "pytest", "sdperf history", "sdperf dashboard", "sdperf promote"},
         "deps-gate.yml": {"make setup", "sdperf ab"},
     }[path.name]
     assert expected <= seen, f"{path.name}: expected {sorted(expected)} among the commands, found {sorted(seen)}"
@@ -385,9 +389,9 @@ def test_self_hosted_jobs_cover_each_profile_on_its_runner() -> None:
 
 
 def test_gate_timeouts_allow_twice_the_nightly_images() -> None:
+    # The nightly's own timeouts are checked against their real-weights plan below.
     nightly = {e["label"]: e["timeout"] for e in matrix_entries(load(WORKFLOWS / "nightly.yml")["jobs"]["bench"])}
     gate = {e["label"]: e["timeout"] for e in matrix_entries(load(WORKFLOWS / "deps-gate.yml")["jobs"]["ab"])}
-    assert nightly["pi4"] >= 600 and nightly["pi4"] == max(nightly.values())
     assert all(gate[label] >= 2 * nightly[label] for label in RUNNER_PROFILES), (gate, nightly)
 
 
@@ -451,7 +455,10 @@ def test_permissions_are_least_privilege(path: Path) -> None:
         grants = job.get("permissions", {})
         assert isinstance(grants, dict), f"{path.name} job {job_id}: permissions {grants!r}"
         writes = {scope for scope, value in grants.items() if value == "write"}
-        allowed = {"contents", "pull-requests"} if (path.name, job_id) == ("nightly.yml", "promote") else set()
+        allowed = {
+            ("nightly.yml", "promote"): {"contents", "pull-requests"},
+            ("nightly.yml", "pages"): {"pages", "id-token"},
+        }.get((path.name, job_id), set())
         assert writes <= allowed, f"{path.name} job {job_id} may write {sorted(writes - allowed)}"
 
 
@@ -507,3 +514,312 @@ def test_run_scripts_expand_no_expressions(path: Path) -> None:
     # shell parses it, so an attacker-chosen branch name or title would become code.
     for job_id, _entry, script, _env in run_steps(load(path)):
         assert "${{" not in script, f"{path.name} job {job_id}: {script}"
+
+
+# ---------------------------------------------------------------------------------------
+# Timeouts: each nightly job against its profile's real-weights plan, and the runners' limits
+
+# The plan's margin for worker start and loading (each case starts fresh workers), `make
+# setup` and the history steps: a quarter more than the images take, plus 15 minutes.
+PLAN_MARGIN = 1.25
+PLAN_SETUP_MIN = 15
+# GitHub-hosted runners end a job after 6 hours; self-hosted ones after 5 days ("Usage limits",
+# docs.github.com: actions/reference/limits and usage-limits-for-self-hosted-runners).
+GITHUB_HOSTED_LIMIT_MIN = 6 * 60
+SELF_HOSTED_LIMIT_MIN = 5 * 24 * 60
+PI_REPORT = ("Raspberry Pi 4B vs 5 blog post, February 2024 (script of straczowski/raspberry-pi-stable-diffusion); "
+             "shared/reference/workloads.md")
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """A published time for one image of a profile's workload."""
+
+    recipe: str | None  # None: the report does not say which settings
+    seconds: float
+    label: str
+    source: str
+
+
+# Published figures of these workloads that profiles.toml does not carry as references: the
+# Pi 5's slower thread settings, and the Pi 4 time the script's own repository quoted. The
+# plan takes the slowest figure of a profile, so leaving them out would make it optimistic.
+PUBLISHED_ELSEWHERE = {
+    "pi5": (
+        Figure("threads_unset", 32 * 60, "no thread variables set: about 32 min", PI_REPORT),
+        Figure("omp1", 28 * 60 + 3, "OMP_NUM_THREADS=1: 28 min 03 s", PI_REPORT),
+        Figure("omp1_openblas4", 26 * 60 + 53, "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=4: 26 min 53 s", PI_REPORT),
+    ),
+    "pi4": (
+        Figure(None, 45 * 60, "about 45 min, as the original repository quoted", PI_REPORT),
+    ),
+}
+
+
+def published_figures(profile: Profile) -> list[Figure]:
+    figures = [Figure(ref.recipe, ref.latency_s, ref.label, ref.source) for ref in profile.references]
+    return figures + list(PUBLISHED_ELSEWHERE.get(profile.name, ()))
+
+
+def nightly_recipes(profile: Profile) -> list[str]:
+    """The profile's recipes a nightly run draws: made for the profile, on its control's device
+    (CUDA recipes on cuda_lowvram, CPU ones elsewhere)."""
+    device = REGISTRY[profile.control].device
+    return [name for name in profile.recipes if profile.name in REGISTRY[name].profiles and REGISTRY[name].device == device]
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    profile: str
+    recipes: int
+    rounds: int
+    warmup: int
+    workers: int
+    slowest: Figure
+
+    @property
+    def images_per_recipe(self) -> int:
+        # Each worker warms up before its share of the rounds (sdperf.pytest_plugin.latency).
+        return self.rounds + self.warmup * self.workers
+
+    @property
+    def images_min(self) -> float:
+        return self.recipes * self.images_per_recipe * self.slowest.seconds / 60
+
+    @property
+    def minutes(self) -> int:
+        return math.ceil(self.images_min * PLAN_MARGIN + PLAN_SETUP_MIN)
+
+    def arithmetic(self) -> str:
+        return (
+            f"{self.recipes} recipes x {self.images_per_recipe} images ({self.rounds} rounds + {self.warmup} warm-up x "
+            f"{self.workers} worker(s)) x {self.slowest.seconds:g} s ({self.slowest.recipe or 'settings not stated'}: "
+            f"{self.slowest.label}; {self.slowest.source}) = {self.images_min:.1f} min; "
+            f"x {PLAN_MARGIN} + {PLAN_SETUP_MIN} min = {self.minutes} min"
+        )
+
+
+def real_weights_plan(profile: Profile) -> Plan:
+    """The minutes a nightly run of `profile` on real weights may take, at the slowest published
+    time per image. Raises LookupError, naming the profile, when it has no published figure."""
+    figures = published_figures(profile)
+    if not figures:
+        raise LookupError(
+            f"profile {profile.name} has no published time per image: add one with its source "
+            f"([[profiles.{profile.name}.reference]] in sdperf/config/profiles.toml) so its nightly timeout can be checked"
+        )
+    run: RunSize = profile.run_size_for(scaled_down=False)
+    workers = math.ceil(run.rounds / run.rounds_per_worker)  # as the rounds rotate through fresh workers
+    return Plan(profile.name, len(nightly_recipes(profile)), run.rounds, run.warmup, workers,
+                max(figures, key=lambda figure: figure.seconds))
+
+
+@pytest.mark.parametrize(
+    "entry", matrix_entries(load(WORKFLOWS / "nightly.yml")["jobs"]["bench"]), ids=lambda entry: entry["marker"]
+)
+def test_each_nightly_timeout_covers_its_real_weights_plan(entry: dict[str, Any]) -> None:
+    profile = load_profiles()[entry["marker"]]
+    try:
+        plan = real_weights_plan(profile)
+    except LookupError as error:
+        pytest.fail(str(error), pytrace=False)
+    assert plan.recipes > 0, f"{profile.name}: no recipe of the profile runs there"
+    assert entry["timeout"] >= plan.minutes, (
+        f"nightly.yml {profile.name}: timeout-minutes {entry['timeout']} is shorter than its real-weights plan: "
+        f"{plan.arithmetic()}"
+    )
+
+
+def test_the_plan_counts_each_workers_warm_ups_and_the_slowest_figure() -> None:
+    profiles = load_profiles()
+    xeon = profiles["sapphire_rapids"]
+    spread = real_weights_plan(dataclasses.replace(xeon, real=RunSize(rounds=10, warmup=2, timeout_s=60, workers=3)))
+    assert (spread.workers, spread.images_per_recipe) == (3, 10 + 2 * 3)  # rounds 4, 4, 2: three warm-ups
+    one_round = real_weights_plan(dataclasses.replace(xeon, real=RunSize(rounds=1, warmup=1, timeout_s=60, workers=2)))
+    assert one_round.images_per_recipe == 2  # one round: one worker, one warm-up
+    lowvram = real_weights_plan(profiles["cuda_lowvram"])
+    assert lowvram.slowest.seconds == max(ref.latency_s for ref in profiles["cuda_lowvram"].references)
+    assert lowvram.recipes == len(profiles["cuda_lowvram"].recipes)
+    assert {REGISTRY[name].device for name in nightly_recipes(profiles["cuda_lowvram"])} == {"cuda"}
+    assert {REGISTRY[name].device for name in nightly_recipes(xeon)} == {"cpu"}
+    with pytest.raises(LookupError, match="profile sapphire_rapids has no published time per image"):
+        real_weights_plan(dataclasses.replace(xeon, references=()))
+
+
+def test_published_figures_kept_here_name_recipes_of_their_profile() -> None:
+    profiles = load_profiles()
+    for name, figures in PUBLISHED_ELSEWHERE.items():
+        for figure in figures:
+            assert figure.recipe is None or figure.recipe in profiles[name].recipes, (name, figure)
+            assert figure.seconds > 0 and figure.source
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda path: path.name)
+def test_job_timeouts_stay_within_their_runners_limit(path: Path) -> None:
+    # 6 hours binds GitHub-hosted jobs only; a self-hosted job may run for up to 5 days.
+    for job_id, job in load(path)["jobs"].items():
+        runs_on = job.get("runs-on")
+        hosted = "self-hosted" not in (runs_on if isinstance(runs_on, list) else [runs_on])
+        limit = GITHUB_HOSTED_LIMIT_MIN if hosted else SELF_HOSTED_LIMIT_MIN
+        for entry in matrix_entries(job):
+            minutes = int(with_matrix(job["timeout-minutes"], entry))
+            assert minutes <= limit, (
+                f"{path.name} job {job_id} {entry or ''}: timeout-minutes {minutes} exceeds the "
+                f"{'GitHub-hosted' if hosted else 'self-hosted'} limit of {limit}"
+            )
+
+
+# ---------------------------------------------------------------------------------------
+# The history: checked on the runner, gated on, shown as a dashboard, optionally published
+
+
+def steps_of(path: Path, job_id: str) -> list[dict[str, Any]]:
+    return load(path)["jobs"][job_id]["steps"]
+
+
+def step_index(steps: list[dict[str, Any]], predicate) -> int:
+    found = [index for index, step in enumerate(steps) if predicate(step)]
+    assert len(found) == 1, f"expected one such step, found {len(found)}: {[steps[i] for i in found]}"
+    return found[0]
+
+
+def sdperf_words(step: dict[str, Any]) -> list[list[str]]:
+    return [words for words in commands(step.get("run", "")) if Path(words[0]).name == "sdperf"]
+
+
+def history_check(path: Path, job_id: str) -> str:
+    steps = steps_of(path, job_id)
+    return steps[step_index(steps, lambda step: step.get("name") == "Check SDPERF_HISTORY")]["run"]
+
+
+@pytest.mark.parametrize(("name", "job_id", "measuring"), [("nightly.yml", "bench", "Benchmark"), ("deps-gate.yml", "ab", "A/B")])
+def test_the_history_folder_is_checked_before_the_runner_measures(name: str, job_id: str, measuring: str) -> None:
+    steps = steps_of(WORKFLOWS / name, job_id)
+    check = step_index(steps, lambda step: step.get("name") == "Check SDPERF_HISTORY")
+    checkout = step_index(steps, lambda step: step.get("uses", "").startswith("actions/checkout@"))
+    measure = step_index(steps, lambda step: step.get("name") == measuring)
+    ran = {program(words)[1][0] if program(words)[0] == "sdperf" else program(words)[0]
+           for words in commands(steps[measure]["run"]) if program(words)}
+    assert ran == {"pytest" if name == "nightly.yml" else "ab"}, f"{name}: step {measuring!r} runs {ran}"
+    assert check < checkout < measure, f"{name}: the check runs at {check}, checkout {checkout}, the run {measure}"
+    assert "if" not in steps[check], f"{name}: the check must never be skipped"
+    # One check, the same on every self-hosted job.
+    assert history_check(WORKFLOWS / name, job_id) == history_check(WORKFLOWS / "nightly.yml", "bench")
+
+
+def _run_history_check(tmp_path: Path, history: str | None) -> subprocess.CompletedProcess:
+    workspace, temporary = tmp_path / "_work" / "sdperf" / "sdperf", tmp_path / "_work" / "_temp"
+    workspace.mkdir(parents=True)
+    temporary.mkdir(parents=True)
+    env = {"PATH": os.environ["PATH"], "RUNNER_NAME": "pi5-runner", "GITHUB_WORKSPACE": str(workspace),
+           "RUNNER_TEMP": str(temporary)}
+    if history is not None:
+        env["SDPERF_HISTORY"] = history.format(workspace=workspace, temp=temporary, outside=tmp_path / "var")
+    return subprocess.run(["bash", "-e", "-c", history_check(WORKFLOWS / "nightly.yml", "bench")],
+                          env=env, capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("history", "said"),
+    [
+        (None, "::error::SDPERF_HISTORY is not set on runner 'pi5-runner'. Add a line "
+               "SDPERF_HISTORY=/var/lib/sdperf/history"),
+        ("", "::error::SDPERF_HISTORY is not set on runner 'pi5-runner'"),
+        ("history", "is not an absolute path"),
+        ("{workspace}/.history", "which actions/checkout wipes (git clean -ffdx)"),
+        ("{workspace}/sub/../history", "which actions/checkout wipes (git clean -ffdx)"),
+        ("{temp}/history", "which the runner empties for every job"),
+    ],
+)
+def test_the_history_check_refuses_a_folder_that_would_not_survive(tmp_path: Path, history: str | None, said: str) -> None:
+    done = _run_history_check(tmp_path, history)
+    assert done.returncode == 1 and said in done.stdout, done.stdout + done.stderr
+
+
+def test_the_history_check_accepts_and_creates_a_folder_outside_the_workspace(tmp_path: Path) -> None:
+    done = _run_history_check(tmp_path, "{outside}/sdperf/history")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "var" / "sdperf" / "history").is_dir()
+
+
+def test_the_nightly_gates_on_its_own_profiles_history_after_the_benchmark() -> None:
+    steps = steps_of(WORKFLOWS / "nightly.yml", "bench")
+    benchmark = step_index(steps, lambda step: step.get("name") == "Benchmark")
+    gate = step_index(steps, lambda step: any(words[1:3] == ["history", "changes"] for words in sdperf_words(step)))
+    upload = step_index(steps, lambda step: step.get("uses", "").startswith("actions/upload-artifact@"))
+    assert benchmark < gate < upload
+    assert sdperf_words(steps[gate]) == [[".venv/bin/sdperf", "history", "changes", "--profile", "$MARKER", "--gate"]]
+    assert '--profile "$MARKER"' in steps[gate]["run"]  # quoted, as every variable
+    # Also after a failed or timed-out benchmark (what finished is in the history), never without the venv.
+    assert steps[gate]["if"] == "always() && steps.setup.outcome == 'success'"
+    assert step_index(steps, lambda step: step.get("id") == "setup") == step_index(
+        steps, lambda step: step.get("run", "").strip() == "make setup")
+    assert not steps[gate].get("continue-on-error"), "a confirmed slowdown must fail the job"
+
+
+def test_the_nightly_writes_the_dashboard_into_its_uploaded_artifact() -> None:
+    job = load(WORKFLOWS / "nightly.yml")["jobs"]["bench"]
+    steps = job["steps"]
+    benchmark = step_index(steps, lambda step: step.get("name") == "Benchmark")
+    dashboard = step_index(steps, lambda step: any(words[1:2] == ["dashboard"] for words in sdperf_words(step)))
+    upload = step_index(steps, lambda step: step.get("uses", "").startswith("actions/upload-artifact@"))
+    assert benchmark < dashboard < upload
+    assert [".venv/bin/sdperf", "dashboard", "--out", "$RESULTS/dashboard"] in sdperf_words(steps[dashboard])
+    assert steps[dashboard]["if"] == "always() && steps.setup.outcome == 'success'"
+    # $RESULTS is the uploaded folder, so the dashboard is in the artifact.
+    assert job["env"]["RESULTS"] == "results/${{ matrix.marker }}"
+    assert steps[upload]["with"]["path"].rstrip("/") == job["env"]["RESULTS"]
+    assert steps[upload]["if"] == "always()"
+
+
+def test_the_pages_job_publishes_only_on_its_input_with_only_what_it_needs() -> None:
+    workflow = load(WORKFLOWS / "nightly.yml")
+    assert workflow["permissions"] == {}
+    publish = triggers(workflow)["workflow_dispatch"]["inputs"]["publish_dashboard"]
+    assert publish["type"] == "boolean" and publish["default"] is False
+    jobs = workflow["jobs"]
+    pages = jobs["pages"]
+    assert pages["permissions"] == {"pages": "write", "id-token": "write"}
+    for job_id, job in {**jobs, **load(WORKFLOWS / "deps-gate.yml")["jobs"], **load(WORKFLOWS / "ci.yml")["jobs"]}.items():
+        if job is not pages:
+            assert not {"pages", "id-token"} & set(job.get("permissions") or {}), job_id
+    # Only on the input (schedule runs have none); after every bench job, passed or failed.
+    assert pages["if"] == "${{ !cancelled() && inputs.publish_dashboard }}"
+    assert pages["needs"] == "bench" and pages["runs-on"] == "ubuntu-latest"
+    assert pages["environment"]["name"] == "github-pages"
+    uses = [step["uses"].split("@")[0] for step in pages["steps"] if "uses" in step]
+    assert uses == ["actions/download-artifact", "actions/upload-pages-artifact", "actions/deploy-pages"]
+    assert pages["steps"][0]["with"]["pattern"] == "nightly-*"
+    assert not any("checkout" in step.get("uses", "") for step in pages["steps"]), "the site needs no checkout"
+    site = next(step for step in pages["steps"] if "run" in step)
+    markers = [entry["marker"] for entry in matrix_entries(jobs["bench"])]
+    assert site["env"]["PROFILES"].split() == markers
+
+
+def _build_site(tmp_path: Path, dashboards: list[str]) -> subprocess.CompletedProcess:
+    site = next(step for step in load(WORKFLOWS / "nightly.yml")["jobs"]["pages"]["steps"] if "run" in step)
+    for marker in site["env"]["PROFILES"].split():
+        artifact = tmp_path / "artifacts" / f"nightly-{marker}"
+        artifact.mkdir(parents=True)
+        (artifact / "run.json").write_text("{}", encoding="utf-8")
+        if marker in dashboards:
+            (artifact / "dashboard").mkdir()
+            (artifact / "dashboard" / "index.html").write_text(f"<p>{marker}</p>", encoding="utf-8")
+    env = {"PATH": os.environ["PATH"], "PROFILES": site["env"]["PROFILES"], "RUN_URL": "https://github.com/o/r/actions/runs/1"}
+    return subprocess.run(["bash", "-e", "-c", site["run"]], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_the_pages_site_links_each_profiles_dashboard(tmp_path: Path) -> None:
+    done = _build_site(tmp_path, ["pi5", "cuda_lowvram"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert '<a href="pi5/index.html">pi5</a>' in index and '<a href="cuda_lowvram/index.html">' in index
+    assert "pi4: no dashboard in this run's artifact nightly-pi4" in index
+    assert (tmp_path / "site" / "pi5" / "index.html").read_text(encoding="utf-8") == "<p>pi5</p>"
+    assert not (tmp_path / "site" / "pi4").exists() and not list((tmp_path / "site").rglob("run.json"))
+
+
+def test_the_pages_site_is_not_published_empty(tmp_path: Path) -> None:
+    done = _build_site(tmp_path, [])
+    assert done.returncode == 1 and "::error::no profile's artifact of this run holds a dashboard" in done.stdout

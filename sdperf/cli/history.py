@@ -158,7 +158,8 @@ def add_commands(commands) -> None:
     show.add_argument("--json", action="store_true", help="print the series as JSON")
     show.set_defaults(run=_show)
     changes = with_folder(history_commands.add_parser("changes", help="where each case's series shifted, and why"))
-    changes.add_argument("--profile", help="only this profile's series")
+    changes.add_argument("--profile", help="only this profile's series (pi5: the board's own runs; emulated-pi5 "
+                         "and ab-pi5, the dependency gate's A/B runs, are kept and chosen apart)")
     changes.add_argument("--json", action="store_true", help="print the changes as a JSON list")
     changes.add_argument("--gate", action="store_true",
                          help="exit 1 when a series' newest segment is a confirmed slowdown (the nightly's gate)")

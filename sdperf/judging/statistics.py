@@ -190,6 +190,12 @@ def compare_samples(
     p_value = float(mannwhitneyu(candidate, baseline, alternative="two-sided").pvalue)
     if math.isnan(p_value):  # every sample equal on both sides
         p_value = 1.0
+    if noise_half:
+        # Two runs are two samples of the run-to-run spread however many rounds or steps each
+        # took: the p-value is the larger of the rank test's and the one the widened interval
+        # implies, so one run's many samples never outweigh the spread between runs.
+        standard_error = (high - low) / (2 * _Z95)
+        p_value = max(p_value, 2 * (1 - statistics.NormalDist().cdf(abs(log_ratio) / standard_error)))
     outcome = _decide(log_ratio, low, high, p_value, alpha, threshold)
     rounds = None
     if outcome == "inconclusive":

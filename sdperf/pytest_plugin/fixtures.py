@@ -145,6 +145,8 @@ def _case_bench(request: pytest.FixtureRequest, case: Case, kind: str, check_hos
         control_png, save_png = folder / f"{case.id}-a.png", folder / f"{case.id}-b.png"
     elif settings.interleave and kind == "latency":
         control = case_for(session, case.profile, profile.control, case.model)
+    # The run-to-run noise this machine's history shows for the case: stored-baseline verdicts use it.
+    learned = session.history.learned_noise(case.id, profile.verdict) if session.history and kind == "latency" else None
     images = session.run_images() if kind == "latency" and sides is None else None
     if images is not None and save_png is None and session.checks_selected:
         save_png = images.png_path(case)  # for the checks only: removed at the end of the run
@@ -153,6 +155,7 @@ def _case_bench(request: pytest.FixtureRequest, case: Case, kind: str, check_hos
         profile.limits, save_png=save_png, policy=profile.verdict,
         control=control, find_baseline=baseline_lookup(request.config) if kind == "latency" else None,
         ab_sides=sides, control_png=control_png, keep_images=settings.save_images is not None, images=images,
+        learned_noise=learned,
     )
 
 

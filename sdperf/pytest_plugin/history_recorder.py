@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from sdperf.pytest_plugin.session import CASE_RESULT_KEY, SdperfSession
-from sdperf.storage.history import HistoryError, Place, machine_name, new_run_id, utc_now
+from sdperf.config.profiles import VerdictPolicy
+from sdperf.judging.noise import LearnedNoise, learn_noise
+from sdperf.storage.history import HistoryError, Loaded, Place, load, machine_name, new_run_id, series, utc_now
 from sdperf.storage.results import CaseResult, Status
 
 # Cases whose timings are a measurement of the case: failed and invalid ones measured nothing usable.
@@ -58,6 +60,7 @@ class HistoryRecorder:
         self.written: list[Path] = []
         self._place: Place | None = None
         self._environment: dict[str, Any] | None = None
+        self._past: Loaded | None = None
 
     # ------------------------------------------------------------------ context
 
@@ -83,6 +86,18 @@ class HistoryRecorder:
                 "kernel": platform.release(),
             }
         return self._environment
+
+    def past(self) -> Loaded:
+        """This machine's history of this storage key before the run (read once)."""
+        if self._past is None:
+            place = self.place()
+            self._past = load(self.root, place.storage_key, place.machine)
+        return self._past
+
+    def learned_noise(self, case_id: str, policy: VerdictPolicy) -> LearnedNoise:
+        """The case's run-to-run noise on this machine, from its past nights (the profile's
+        prior until enough nights with nothing changed exist)."""
+        return learn_noise(series(self.past().entries, case_id), policy.session_noise, policy.calibration_nights)
 
     def entry(self, result: CaseResult) -> dict[str, Any]:
         environment = dict(self.environment())
@@ -178,6 +193,8 @@ class HistoryRecorder:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self._place is None:
             return
+        for damaged in self._past.damaged if self._past else []:
+            terminalreporter.write_line(f"history: {damaged.describe()}")
         terminalreporter.write_line(
             f"history: {len(self.written)} case(s) kept in {self.place().folder} (run {self.run_id}; {self.source})"
         )

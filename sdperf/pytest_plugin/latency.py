@@ -7,6 +7,7 @@ The worker's own per-phase figures, memory and image hash go to `extra_info`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +24,7 @@ from sdperf.execution.workers import ControlWorker, alternate, open_worker
 from sdperf.host.state import invalid_reasons, read_host_state
 from sdperf.judging import verdicts as judge
 from sdperf.judging.images import compare_images
+from sdperf.judging.noise import LearnedNoise
 from sdperf.judging.statistics import paired_overhead
 from sdperf.pytest_plugin.benchmark_adapter import BaselineLookup, Timer
 from sdperf.pytest_plugin.run_images import DrawnImages, RunImages
@@ -49,6 +51,7 @@ class CaseBench:
         control_png: Path | None = None,
         keep_images: bool = False,
         images: RunImages | None = None,
+        learned_noise: LearnedNoise | None = None,
     ) -> None:
         self.request = request
         self.case = case
@@ -66,6 +69,8 @@ class CaseBench:
         self.keep_images = keep_images
         # The run's image ledger: this case's warm-up and timed images go there for the checks.
         self.images = images
+        # This case's run-to-run noise from the machine's history (None: no history kept).
+        self.learned_noise = learned_noise
         self._say = say
         self._round_label = "load"
         self.timer = Timer(request, case.profile)
@@ -197,6 +202,12 @@ class CaseBench:
 
     def _judge(self) -> None:
         verdicts = {}
+        policy = self.policy
+        if self.learned_noise is not None:
+            # Against a stored baseline, two runs differ by the machine's run-to-run noise:
+            # the history's figure once calibrated, the profile's prior until then.
+            policy = dataclasses.replace(policy, session_noise=self.learned_noise.used)
+            self.result.notes.append("history: " + self.learned_noise.describe(policy.threshold))
         if self.ab_sides is not None:
             verdicts["ab"] = judge.against_side_a(self.result, self.policy)
             self._compare_images()
@@ -212,7 +223,7 @@ class CaseBench:
             if reason:
                 self.result.notes.append(f"not compared with {source}: {reason}")
             else:
-                verdicts["baseline"] = judge.against_baseline(self.result, bench, self.policy)
+                verdicts["baseline"] = judge.against_baseline(self.result, bench, policy)
         self.result.verdicts = {
             against: {name: verdict.to_json() for name, verdict in found_verdicts.items()}
             for against, found_verdicts in verdicts.items()

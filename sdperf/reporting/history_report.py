@@ -96,11 +96,13 @@ def profile_of(storage_key: str) -> str:
 
 def analyse(entries: list[dict[str, Any]], profiles: dict[str, Profile],
             profile: str | None = None, case: str | None = None) -> list[SeriesReport]:
-    """Every series (storage key x machine x case) of `entries`, optionally of one profile or case."""
+    """Every series (storage key x machine x case) of `entries`, optionally of one storage key
+    (`profile`: pi5 is the real board's runs; emulated-pi5 and ab-pi5 are kept, and chosen, apart)
+    or one case."""
     reports = []
     for storage_key, machine, case_id in series_keys(entries):
         name = profile_of(storage_key)
-        if profile and name != profile:
+        if profile and storage_key != profile:
             continue
         if case and case_id != case:
             continue
