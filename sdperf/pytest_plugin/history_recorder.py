@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from sdperf.pytest_plugin.session import CASE_RESULT_KEY, SdperfSession
 from sdperf.config.profiles import VerdictPolicy
 from sdperf.judging.noise import LearnedNoise, learn_noise
+from sdperf.pytest_plugin.session import CASE_RESULT_KEY, SdperfSession
 from sdperf.storage.history import HistoryError, Loaded, Place, load, machine_name, new_run_id, series, utc_now
 from sdperf.storage.results import CaseResult, Status
 
