@@ -12,12 +12,13 @@ the series' own robust noise:
    between its neighbouring segments (p below `ALPHA`) and move the median by at least the
    profile's threshold; the weakest failing change is merged away and its neighbours tested
    again, until every change left passes.
-3. "Suspected": the newest night alone stands out from the newest segment (beyond `SUSPECT_Z`
+3. The nightly gate: the newest segment a slowdown at p < `GATE_ALPHA` and `GATE_Z` standard
+   errors; a newest segment that is slower but less certain is "suspected".
+4. "Suspected": the newest night alone stands out from the newest segment (beyond `SUSPECT_Z`
    robust standard deviations and the threshold). One night is not a segment; it is named, not gated.
 
 The constants were chosen on seeded synthetic series (tools/changepoint_trials.py; figures in
-the README): a 10% step at 2% noise is confirmed within 3 nights, at 5% within 5, and an
-unchanged series gives well under one false change per 100 nights.
+the README).
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from dataclasses import asdict, dataclass
 PENALTY = 3.0  # per change, in units of the series' robust noise (L1 cost)
 MIN_SEGMENT = 3  # nights: fewer is never a segment (the newest night alone may be "suspected")
 ALPHA = 0.03  # Mann-Whitney between neighbouring segments
-# The nightly gate fails only on a newest-segment slowdown this significant; one that is only
-# confirmed at ALPHA is "suspected" (a warning): a failed nightly must rarely be noise.
+# The nightly gate fails only on a newest-segment slowdown this certain: the rank test below
+# GATE_ALPHA and the shift GATE_Z standard errors of the difference at the series' noise (what
+# a short run of unlucky nights on a noisy runner does not reach). One only confirmed at ALPHA is
+# "suspected" (a warning): a failed nightly must rarely be noise.
 GATE_ALPHA = 0.001
+GATE_Z = 3.5
 SUSPECT_Z = 4.0
 NOISE_FLOOR = 0.002  # 0.2%: below this a series' spread is timer resolution, not noise
 _MAD_TO_SD = 1.4826
@@ -58,6 +62,7 @@ class Change:
     p_value: float
     before_nights: int
     after_nights: int
+    z: float  # log ratio over its standard error at the series' noise
 
     @property
     def direction(self) -> str:
@@ -77,7 +82,9 @@ class Analysis:
     @property
     def newest_is_slowdown(self) -> bool:
         """The newest segment is slower than the one before, beyond the gate's significance."""
-        return bool(self.changes) and self.changes[-1].direction == "slower" and self.changes[-1].p_value < GATE_ALPHA
+        newest = self.changes[-1] if self.changes else None
+        return (newest is not None and newest.direction == "slower" and newest.p_value < GATE_ALPHA
+                and newest.z >= GATE_Z)
 
     def gate(self) -> str:
         """"slowdown" (fail the nightly), "suspected" (warn) or "ok"."""
@@ -135,8 +142,9 @@ def find_changes(values: Sequence[float], threshold: float, noise: float | None 
         (left_start, _), (_, right_end) = _segments(bounds, n)[position], _segments(bounds, n)[position + 1]
         left, right = logs[left_start:bound], logs[bound:right_end]
         low, high = _ratio_interval(left, right, seed=bound)
-        changes.append(Change(bound, math.exp(statistics.median(right) - statistics.median(left)), low, high,
-                              tests[bound], len(left), len(right)))
+        shift = statistics.median(right) - statistics.median(left)
+        z = shift / (sigma * math.sqrt(1 / len(left) + 1 / len(right)))
+        changes.append(Change(bound, math.exp(shift), low, high, tests[bound], len(left), len(right), z))
     return Analysis(changes, sigma, _suspect(logs, bounds, sigma, threshold), n)
 
 

@@ -61,6 +61,7 @@ class HistoryRecorder:
         self._place: Place | None = None
         self._environment: dict[str, Any] | None = None
         self._past: Loaded | None = None
+        self.problem: str | None = None
 
     # ------------------------------------------------------------------ context
 
@@ -185,16 +186,16 @@ class HistoryRecorder:
                 "environment": self.environment(),
             })
         except OSError as error:
-            raise HistoryError(
-                f"cannot write the run file in the history folder {self.root} ({self.source}): {error}; "
-                "give a writable folder with --sdperf-history DIR or SDPERF_HISTORY, or --sdperf-history=off"
-            ) from None
+            # The measurements stand; the summary says what the history lacks (a full disk, say).
+            self.problem = f"the run file could not be written in {self.root} ({self.source}): {error}"
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self._place is None:
             return
         for damaged in self._past.damaged if self._past else []:
             terminalreporter.write_line(f"history: {damaged.describe()}")
+        if self.problem:
+            terminalreporter.write_line(f"history: {self.problem}", red=True)
         terminalreporter.write_line(
             f"history: {len(self.written)} case(s) kept in {self.place().folder} (run {self.run_id}; {self.source})"
         )

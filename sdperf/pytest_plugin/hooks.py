@@ -57,11 +57,17 @@ def pytest_configure(config: pytest.Config) -> None:
 def _keep_history(session: SdperfSession) -> None:
     """Every case that finishes goes into the history folder (outside the checkout) as it finishes."""
     from sdperf.pytest_plugin.history_recorder import HistoryRecorder
-    from sdperf.storage.history import history_dir
+    from sdperf.storage.history import history_dir, unwritable_reason
 
     if (session.settings.history or "").strip().lower() == "off":
         return
     root, source = history_dir(session.settings.history)
+    problem = unwritable_reason(root)
+    if problem:
+        raise pytest.UsageError(
+            f"history folder {root} (from {source}): {problem}; give a writable folder with --sdperf-history DIR "
+            "or SDPERF_HISTORY, or keep no history with --sdperf-history=off"
+        )
     session.history = HistoryRecorder(session, root, source)
     session.config.pluginmanager.register(session.history, "sdperf-history")
 

@@ -51,6 +51,19 @@ def history_dir(option: str | None) -> tuple[Path, str]:
     return default_history_dir(), "the default (the user's data folder)"
 
 
+def unwritable_reason(root: Path) -> str | None:
+    """Why the history cannot be written in `root` (None when it can), checked without creating
+    anything: the folder, or the nearest folder above it that exists, must be writable."""
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable by this user"
+    return None
+
+
 def safe_name(text: str) -> str:
     """A name usable as one path part: anything but letters, digits, '_', '.', '-' becomes '_'."""
     cleaned = _SAFE.sub("_", text).strip("._") or "unnamed"
