@@ -62,6 +62,7 @@ class HistoryRecorder:
         self._environment: dict[str, Any] | None = None
         self._past: Loaded | None = None
         self.problem: str | None = None
+        self.started_run = False
 
     # ------------------------------------------------------------------ context
 
@@ -137,13 +138,13 @@ class HistoryRecorder:
 
     # ------------------------------------------------------------------ hooks
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if self.session.run.selected:
-            self._write_run("running")
-
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem):
+        # The run file appears when its first case starts (never for --collect-only, which
+        # keeps nothing and must not detect the host), so a run killed in it is still seen.
+        if not self.started_run and item.nodeid in self.session.run.selected:
+            self.started_run = True
+            self._write_run("running")
         outcome = yield
         # The test, its teardown and its verdicts are done: the case is final.
         result = item.stash.get(CASE_RESULT_KEY, None)
@@ -164,7 +165,7 @@ class HistoryRecorder:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.session.run.selected:
+        if self.started_run:
             self._write_run("interrupted" if self.session.run.interrupted else "complete")
 
     def _write_run(self, state: str) -> None:
