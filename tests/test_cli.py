@@ -60,3 +60,10 @@ def test_recipes_of_an_unknown_profile_is_an_error_naming_the_known_ones() -> No
     result = _sdperf("recipes", "--profile", "pi6")
     assert result.returncode == 2 and result.stdout == ""
     assert "--profile: profile 'pi6' is unknown; known: cpu, pi5, pi4, sapphire_rapids, cuda_lowvram" in result.stderr
+
+
+def test_python_dash_m_sdperf_is_the_sdperf_command() -> None:
+    done = subprocess.run([sys.executable, "-m", "sdperf", "recipes", "--profile", "pi5"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "omp4_openblas1" in done.stdout

@@ -12,7 +12,7 @@ import os
 import pytest
 
 from sdperf.pytest_plugin import benchmark_adapter as adapter
-from sdperf.pytest_plugin import hookspecs, options
+from sdperf.pytest_plugin import hookspecs, options, rootdir
 from sdperf.pytest_plugin.session import CASE_RESULT_KEY, SESSION_KEY, SdperfSession, failure_line, session_of
 from sdperf.reporting.next_steps import next_steps
 from sdperf.reporting.table import results_table
@@ -37,6 +37,12 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    # `--sdperf-model DIR` (a separate argument) must not make DIR pytest's rootdir.
+    rootdir.choose_root_again(early_config, args)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads its storage and compare options
