@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from sdperf.cli.main import main
 from sdperf.reporting.trend import plot_trend, trend_points
@@ -13,6 +16,23 @@ from sdperf.storage.baselines import BaselineError, latest_baseline, load_run, p
 from sdperf.storage.results import RESULT_SCHEMA_VERSION
 
 MACHINE = "Linux-CPython-3.11-64bit"
+
+
+def benchmark_entry(case: str, latencies: list[float], verdicts: dict) -> dict:
+    """One benchmark as pytest-benchmark saves it: its own Stats computes the figures."""
+    from pytest_benchmark.stats import Stats
+
+    timings = Stats()
+    for latency in latencies:
+        timings.update(latency)
+    return {
+        "group": None, "name": f"test_latency[{case}]", "fullname": f"perf/test_latency.py::test_latency[{case}]",
+        "params": {"sdperf_case": case}, "param": case, "options": {"timer": "perf_counter", "warmup": False},
+        "stats": {**timings.as_dict(), "data": list(latencies), "iterations": 1},
+        "extra_info": {"latencies_s": latencies, "verdicts": verdicts, "model": "tiny-sd15",
+                       "rounds": [{"wall_s": latency, "step_s": [latency / 2, latency / 2], "worker": 0,
+                                   "peak_rss_bytes": 4e8} for latency in latencies]},
+    }
 
 
 def run_document(statuses: dict[str, str] | None = None, latencies: list[float] | None = None,
@@ -25,8 +45,7 @@ def run_document(statuses: dict[str, str] | None = None, latencies: list[float] 
         "datetime": "2026-11-21T10:00:00+00:00",
         "version": "5.3.1",
         "benchmarks": [
-            {"fullname": f"perf/test_latency.py::test_latency[{case}]", "param": case, "stats": {},
-             "extra_info": {"latencies_s": latencies, "verdicts": verdicts}}
+            benchmark_entry(case, latencies, verdicts)
             for case, status in statuses.items() if status in ("passed", "regressed")
         ],
         "sdperf": {"schema": RESULT_SCHEMA_VERSION, "cases": [
@@ -53,7 +72,9 @@ def write(path: Path, document: dict) -> Path:
         ('{"machine_info": {}, "benchmarks": [], "datetime": "x", "sdperf": {"schema": 99, "cases": []}}',
          "sdperf schema 99; this sdperf reads schemas 1, 2"),
         ('{"machine_info": {}, "benchmarks": [{"stats": {}}], "datetime": "x", "sdperf": {"schema": 2, "cases": []}}',
-         "benchmark #0 lacks 'fullname' or 'stats'"),
+         r"benchmarks\[0\]: missing name, fullname, group, param, params, extra_info"),
+        ('{"machine_info": {}, "benchmarks": [], "datetime": "x", "sdperf": {"schema": true, "cases": []}}',
+         "sdperf schema True"),
     ],
 )
 def test_a_broken_or_foreign_file_is_refused_naming_it(tmp_path: Path, content: str, message: str) -> None:
@@ -177,3 +198,152 @@ def test_promotion_refuses_a_run_that_is_not_complete(tmp_path: Path, run: dict 
         promote(write(tmp_path / "run.json", document), tmp_path)
     assert refusal in str(error.value)
     assert not (tmp_path / "baselines").exists()
+
+
+# Schema: what is promoted and what is compared against. Each entry: how the run is broken,
+# then the field path and the problem the refusal must name.
+def set_stat(name: str, value: object):
+    return lambda document: document["benchmarks"][0]["stats"].__setitem__(name, value)
+
+
+BROKEN_RUNS = {
+    "string stat": (set_stat("median", "0.4"), 'benchmarks[0].stats.median: the string "0.4" is not a number'),
+    "null stat": (set_stat("mean", None), "benchmarks[0].stats.mean: null is not a number"),
+    "negative median": (set_stat("median", -0.4), "benchmarks[0].stats.median: -0.4 is not a positive time"),
+    "NaN": (set_stat("stddev", float("nan")), "benchmarks[0].stats.stddev: NaN is not a finite number"),
+    "rounds not matching samples": (
+        set_stat("rounds", 5), "benchmarks[0].stats.rounds: 5, but benchmarks[0].stats.data holds 3 sample(s)"
+    ),
+}
+
+MORE_BROKEN_RUNS = {
+    "infinite stat": (set_stat("max", float("inf")), "benchmarks[0].stats.max: Infinity is not a finite number"),
+    "boolean stat": (set_stat("min", True), "benchmarks[0].stats.min: true (a boolean) is not a number"),
+    "negative spread": (set_stat("iqr", -0.01), "benchmarks[0].stats.iqr: -0.01 is not a time >= 0"),
+    "median outside min..max": (
+        set_stat("median", 2.5), "benchmarks[0].stats.median: 2.5 is not between min 0.9 and max 1.1"
+    ),
+    "zero rounds": (set_stat("rounds", 0), "benchmarks[0].stats.rounds: 0 is below 1"),
+    "negative sample": (
+        lambda d: d["benchmarks"][0]["stats"]["data"].__setitem__(1, -1.1),
+        "benchmarks[0].stats.data[1]: -1.1 is not a positive time",
+    ),
+    "missing stats": (
+        lambda d: [d["benchmarks"][0]["stats"].pop(name) for name in ("q1", "q3")],
+        "benchmarks[0].stats: missing q1, q3",
+    ),
+    # The sdperf verdict is judged on these, not on pytest-benchmark's stats: "faster -47%".
+    "negative saved latency": (
+        lambda d: d["benchmarks"][0]["extra_info"]["latencies_s"].__setitem__(0, -0.5),
+        "benchmarks[0].extra_info.latencies_s[0]: -0.5 is not a positive time",
+    ),
+    "string round worker": (
+        lambda d: d["benchmarks"][0]["extra_info"]["rounds"][2].__setitem__("worker", "0"),
+        'benchmarks[0].extra_info.rounds[2].worker: the string "0" is not a whole number',
+    ),
+    "fullname not a string": (
+        lambda d: d["benchmarks"][0].__setitem__("fullname", 3), "benchmarks[0].fullname: 3 is not a string"
+    ),
+    "unknown case status": (
+        lambda d: d["sdperf"]["cases"][0].__setitem__("status", "ok"),
+        "sdperf.cases[0].status: the string \"ok\" is not one of running, passed",
+    ),
+    "run errors not an object": (
+        lambda d: d["sdperf"]["run"].__setitem__("errors", []), "sdperf.run.errors: a list is not an object"
+    ),
+    "machine id not a string": (
+        lambda d: d["machine_info"]["sdperf"].__setitem__("machine_id", None),
+        "machine_info.sdperf.machine_id: null is not a string",
+    ),
+}
+
+
+def broken_run(path: Path, breaks) -> Path:
+    document = run_document()
+    breaks(document)
+    return write(path, document)  # json.dumps writes NaN and Infinity as Python's json reads them
+
+
+@pytest.mark.parametrize(("breaks", "problem"), BROKEN_RUNS.values(), ids=BROKEN_RUNS.keys())
+def test_promote_refuses_a_run_with_wrong_types_or_impossible_values_naming_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture, breaks, problem: str
+) -> None:
+    run = broken_run(tmp_path / "run.json", breaks)
+    assert main(["promote", str(run), "--root", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error == f"sdperf: {run}: {problem}; re-run the suite and promote a fresh run (sdperf promote RUN.json), " \
+                    "or correct the file\n"
+    assert not (tmp_path / "baselines").exists(), "nothing is copied"
+
+
+@pytest.mark.parametrize(("breaks", "problem"), MORE_BROKEN_RUNS.values(), ids=MORE_BROKEN_RUNS.keys())
+def test_every_field_read_later_is_checked_on_load(tmp_path: Path, breaks, problem: str) -> None:
+    run = broken_run(tmp_path / "0001_run.json", breaks)
+    with pytest.raises(BaselineError) as caught:
+        load_run(run)
+    assert f"{run}: " in str(caught.value)
+    assert problem in str(caught.value)
+
+
+def test_every_problem_is_listed_on_its_own_line_and_a_long_list_is_cut(tmp_path: Path) -> None:
+    def break_three(document: dict) -> None:
+        document["benchmarks"][0]["stats"].update(median="0.4", mean=None)
+        document["benchmarks"][0]["extra_info"]["latencies_s"] = [-1.0] * 20
+
+    with pytest.raises(BaselineError) as caught:
+        load_run(broken_run(tmp_path / "run.json", break_three))
+    lines = str(caught.value).splitlines()
+    assert lines[0].endswith("22 problems; re-run the suite and promote a fresh run (sdperf promote RUN.json), "
+                             "or correct the file:")
+    assert lines[1:3] == ['  benchmarks[0].stats.mean: null is not a number',
+                          '  benchmarks[0].stats.median: the string "0.4" is not a number']
+    assert lines[-1] == "  ... and 14 more" and len(lines) == 10
+
+
+def test_a_valid_run_still_promotes_and_loads_unchanged(tmp_path: Path) -> None:
+    document = run_document()
+    # A step whose start was not seen (OpenVINO) is recorded as 0 s; a round without a memory figure as null.
+    document["benchmarks"][0]["extra_info"]["rounds"][0].update(step_s=[0.0, 1.0], peak_rss_bytes=None)
+    run = write(tmp_path / "run.json", document)
+    assert main(["promote", str(run), "--root", str(tmp_path)]) == 0
+    promoted = tmp_path / "baselines" / "pi5" / MACHINE / "0001_baseline.json"
+    assert load_run(promoted) == document
+
+
+@hypothesis_settings(deadline=None, max_examples=200)
+@given(st.lists(st.floats(min_value=1e-6, max_value=1e5), min_size=1, max_size=30))
+def test_stats_pytest_benchmark_computes_are_never_refused(latencies: list[float]) -> None:
+    # Its quartiles interpolate and round: the order and sign checks must hold for any real samples.
+    from sdperf.storage.run_schema import run_problems
+
+    document = run_document()
+    document["benchmarks"] = [benchmark_entry("pi5-fp32", latencies, {})]
+    assert run_problems(json.loads(json.dumps(document))) == []
+
+
+def test_the_schema_checks_the_memory_figures_that_verdicts_compare() -> None:
+    from sdperf.judging.verdicts import MEMORY_KEYS
+    from sdperf.storage.run_schema import ROUND_MEMORY_KEYS
+
+    assert ROUND_MEMORY_KEYS == MEMORY_KEYS
+
+
+def test_an_unreadable_run_is_bad_input_too(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["promote", str(tmp_path / "absent.json"), "--root", str(tmp_path)]) == 2
+    assert "absent.json: cannot be read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("compare", ["--benchmark-compare", "--benchmark-compare=0001"])
+def test_a_compare_against_a_broken_baseline_stops_at_start_naming_file_and_field(
+    latency_suite: pytest.Pytester, compare: str
+) -> None:
+    # Bare: the profile's baseline in baselines/; with a value: pytest-benchmark's own storage.
+    storage = latency_suite.path / ("baselines" if compare == "--benchmark-compare" else "runs") / "emulated-cpu"
+    baseline = broken_run(storage / MACHINE / "0001_baseline.json", set_stat("median", -0.4))
+    storage_option = [] if compare == "--benchmark-compare" else [f"--benchmark-storage=file://{storage}"]
+    result = latency_suite.runpytest("-m", "cpu", "--sdperf-profile=cpu", compare, *storage_option, "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*--benchmark-compare: {baseline}: benchmarks?0?.stats.median: -0.4 is not a positive time; re-run*"]
+    )
+    assert "collected" not in result.stdout.str(), "stopped before collecting, so before any case"

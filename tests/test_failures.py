@@ -58,3 +58,37 @@ def test_killed_and_hung_cases_fail_alone_and_the_rest_is_saved(pytester: pytest
     assert saved["machine_info"]["sdperf"]["host"]["primary"] == "cpu"
     assert len(saved["machine_info"]["sdperf"]["lock_sha256"] or "") in (0, 64)
     result.stdout.fnmatch_lines(["*sdperf results*", "cpu-fp32 failed: case cpu-fp32: worker was killed*"])
+
+
+# Ctrl-C in the second case's first timed round, where the terminal's SIGINT would land:
+# the first case is finished, the second has no sample yet.
+CTRL_C_IN_FIRST_ROUND = """
+first_rounds = []
+
+def pytest_sdperf_round_done(case, round_index, reply):
+    if round_index == 0:
+        first_rounds.append(case)
+    if len(first_rounds) == 2:
+        raise KeyboardInterrupt
+"""
+
+
+def test_ctrl_c_in_a_first_round_stops_as_interrupted_and_keeps_the_finished_case(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_three=THREE_CASES)
+    pytester.makeconftest(CTRL_C_IN_FIRST_ROUND)
+    result = pytester.runpytest_subprocess(
+        "-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=2", "--sdperf-warmup=0", "--sdperf-workers=1",
+        "--benchmark-json=run.json", "--benchmark-autosave", "--benchmark-storage=file://storage",
+        "-p", "no:cacheprovider",
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED, result.stdout.str()[-3000:]
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines([
+        "cpu-fp32 * unfinished *", "interrupted: only the cases that finished are saved*", "*KeyboardInterrupt*",
+    ])
+    saved = json.loads((pytester.path / "run.json").read_text())
+    assert [b["name"] for b in saved["benchmarks"]] == ["test_a[cpu-fp32]"]
+    assert saved["sdperf"]["run"]["interrupted"] is True
+    [stored] = (pytester.path / "storage").rglob("*.json")
+    assert stored.name.endswith("_interrupted.json")
+    assert [b["name"] for b in json.loads(stored.read_text())["benchmarks"]] == ["test_a[cpu-fp32]"]

@@ -102,6 +102,20 @@ def saved_runs(config: pytest.Config) -> list[Path]:
     return found
 
 
+def keep_only_finished(config: pytest.Config, finished: set[str]) -> None:
+    """After Ctrl-C: drop the benchmarks of cases that did not finish, and name the run saved
+    to the storage (if any case finished) `..._interrupted`, so `pytest-benchmark list` and
+    `compare` tell it from complete runs."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None:
+        return
+    session.benchmarks[:] = [bench for bench in session.benchmarks if bench.fullname in finished]
+    if session.autosave:
+        session.autosave = f"{session.autosave}_interrupted"
+    if session.save:
+        session.save = f"{session.save}_interrupted"
+
+
 _WRITTEN_KEY = pytest.StashKey[dict]()
 
 

@@ -189,7 +189,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     # pytest-benchmark has saved by now (in its session finish, before this summary).
     saved = adapter.saved_runs(config)
     if saved:
-        for line in next_steps(session.results, saved, session.storage_key(), session.settings.emulate, config.rootpath):
+        for line in next_steps(session.results, saved, session.storage_key(), session.settings.emulate, config.rootpath,
+                               interrupted=session.run.interrupted):
             terminalreporter.write_line(line)
 
 

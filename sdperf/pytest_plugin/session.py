@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from sdperf.execution.environments import LockError
+from sdperf.pytest_plugin import benchmark_adapter as adapter
 from sdperf.pytest_plugin.options import Settings
 from sdperf.storage.results import CaseResult, Status
 
@@ -87,6 +88,10 @@ class SdperfSession:
 
     def pytest_keyboard_interrupt(self, excinfo) -> None:
         self.run.interrupted = True
+        # The case Ctrl-C stopped has fewer rounds than asked (maybe none): pytest-benchmark
+        # would save it beside complete ones, or die on its empty samples. Only finished cases stay.
+        finished = {result.test for result in self.results if result.status != Status.RUNNING}
+        adapter.keep_only_finished(self.config, finished)
 
     # Before pytest-benchmark's own wrapper saves the run: the record must be complete by then.
     @pytest.hookimpl(wrapper=True, tryfirst=True)

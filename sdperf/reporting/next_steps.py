@@ -20,7 +20,7 @@ def _shown(path: Path, root: Path) -> str:
 
 
 def next_steps(results: Iterable[CaseResult], saved: list[Path], storage_key: str, emulated: str | None,
-               root: Path) -> list[str]:
+               root: Path, interrupted: bool = False) -> list[str]:
     """Where the run went and the commands that take it further: promote it as the baseline,
     compare a later run with it, run the full correctness checks when this run's checks could
     not show everything from its own images (one worker a case), or had none."""
@@ -28,6 +28,10 @@ def next_steps(results: Iterable[CaseResult], saved: list[Path], storage_key: st
     lines = [f"saved: {_shown(path, root)}" for path in saved]
     numbered = [path for path in saved if path.name[:4].isdigit()]
     timed = [r for r in results if r.kind == "latency" and r.status in (Status.PASSED, Status.REGRESSED)]
+    if interrupted:
+        lines.append("interrupted: only the cases that finished are saved, and the run cannot be promoted; "
+                     "run it again to the end to make a baseline")
+        return lines
     if not numbered or not timed or storage_key.startswith("ab-"):
         return lines
     profiles = sorted({r.profile for r in timed})

@@ -17,12 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from sdperf.storage.results import READABLE_SCHEMAS, RESULT_SCHEMA_VERSION
+from sdperf.storage.run_schema import run_problems
 
 _NUMBERED = re.compile(r"^(\d{4})_.*\.json$")
 
 
+# How to get a usable file, said after every schema problem (promote and compare alike).
+_SCHEMA_FIX = "re-run the suite and promote a fresh run (sdperf promote RUN.json), or correct the file"
+# A file with many problems lists the first few: enough to see what went wrong, short enough to read.
+_PROBLEMS_LISTED = 8
+
+
 class BaselineError(ValueError):
     """A run or baseline file is unusable, or a promotion is refused; the message names the file."""
+
+
+class InvalidRunError(BaselineError):
+    """The file itself is unusable: unreadable, not a saved run, or breaking the schema
+    (a wrong type, an impossible value). Bad input, where BaselineError alone is a refusal."""
 
 
 def baseline_folder(root: Path, key: str) -> Path:
@@ -43,46 +55,64 @@ def latest_baseline(root: Path, key: str) -> Path | None:
 
 
 def load_run(path: Path) -> dict[str, Any]:
-    """Read a saved run (pytest-benchmark JSON with our `sdperf` part) and check its shape."""
+    """Read a saved run (pytest-benchmark JSON with our `sdperf` part) and check it against the schema:
+    what is promoted and what is compared against pass through here."""
+    document = _read_json(path)
+    _check_is_an_sdperf_run(document, path)
+    problems = run_problems(document)
+    if problems:
+        raise InvalidRunError(_schema_message(path, problems))
+    return document
+
+
+def _read_json(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise BaselineError(f"{path}: cannot be read: {error.strerror}") from None
+        raise InvalidRunError(f"{path}: cannot be read: {error.strerror}") from None
     try:
-        document = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
-        raise BaselineError(
+        raise InvalidRunError(
             f"{path}: not valid JSON ({error.msg} at line {error.lineno}); the file is truncated or was "
             "not written by pytest-benchmark; restore it from version control or delete it"
         ) from None
+
+
+def _check_is_an_sdperf_run(document: Any, path: Path) -> None:
+    """A foreign or too new file is told apart first: its fix is not to correct a field."""
     if not isinstance(document, dict):
-        raise BaselineError(f"{path}: expected a JSON object, found {type(document).__name__}")
+        raise InvalidRunError(f"{path}: expected a JSON object, found {type(document).__name__}")
     missing = [key for key in ("machine_info", "benchmarks", "datetime") if key not in document]
     if missing:
-        raise BaselineError(f"{path}: not a pytest-benchmark result: missing {', '.join(missing)}")
+        raise InvalidRunError(f"{path}: not a pytest-benchmark result: missing {', '.join(missing)}")
     ours = document.get("sdperf")
     if not isinstance(ours, dict):
-        raise BaselineError(f"{path}: no 'sdperf' section: saved by pytest-benchmark without the sdperf plugin")
-    if ours.get("schema") not in READABLE_SCHEMAS:
-        raise BaselineError(
-            f"{path}: sdperf schema {ours.get('schema')!r}; this sdperf reads schemas "
+        raise InvalidRunError(f"{path}: no 'sdperf' section: saved by pytest-benchmark without the sdperf plugin")
+    schema = ours.get("schema")
+    # `true` would pass for schema 1 (bool is an int in Python).
+    if isinstance(schema, bool) or schema not in READABLE_SCHEMAS:
+        raise InvalidRunError(
+            f"{path}: sdperf schema {schema!r}; this sdperf reads schemas "
             f"{', '.join(map(str, READABLE_SCHEMAS))}: rerun and save it with this version"
         )
-    if not isinstance(document["benchmarks"], list) or not isinstance(ours.get("cases"), list):
-        raise BaselineError(f"{path}: 'benchmarks' and 'sdperf.execution.cases' must be lists")
-    for index, bench in enumerate(document["benchmarks"]):
-        if not isinstance(bench, dict) or "fullname" not in bench or "stats" not in bench:
-            raise BaselineError(f"{path}: benchmark #{index} lacks 'fullname' or 'stats'")
-        if not isinstance(bench.get("extra_info", {}).get("latencies_s", []), list):
-            raise BaselineError(f"{path}: benchmark {bench['fullname']!r}: extra_info.latencies_s must be a list")
-    return document
+
+
+def _schema_message(path: Path, problems: list[str]) -> str:
+    """One line for one problem, else a short list: never a traceback."""
+    if len(problems) == 1:
+        return f"{path}: {problems[0]}; {_SCHEMA_FIX}"
+    listed = [f"  {problem}" for problem in problems[:_PROBLEMS_LISTED]]
+    if len(problems) > _PROBLEMS_LISTED:
+        listed.append(f"  ... and {len(problems) - _PROBLEMS_LISTED} more")
+    return "\n".join([f"{path}: {len(problems)} problems; {_SCHEMA_FIX}:", *listed])
 
 
 def machine_id(document: dict[str, Any], source: Path) -> str:
     """pytest-benchmark's folder name for the machine that saved the run (recorded at save time)."""
     found = document["machine_info"].get("sdperf", {}).get("machine_id")
     if not found or "/" in found or found.startswith("."):
-        raise BaselineError(f"{source}: machine_info.sdperf.machine_id is missing or unusable ({found!r})")
+        raise InvalidRunError(f"{source}: machine_info.sdperf.machine_id is missing or unusable ({found!r})")
     return found
 
 
@@ -144,7 +174,7 @@ def promote(run: Path, root: Path, label: str = "baseline") -> Path:
         raise BaselineError(f"{run}: schema {document['sdperf'].get('schema')} is old; promote a run of this version")
     key = document["machine_info"].get("sdperf", {}).get("storage_key")
     if not key:
-        raise BaselineError(f"{run}: machine_info.sdperf.storage_key is missing; cannot tell which profile it is for")
+        raise InvalidRunError(f"{run}: machine_info.sdperf.storage_key is missing; cannot tell which profile it is for")
     folder = baseline_folder(root, key)
     existing = numbered_runs(folder)
     number = int(existing[-1].name[:4]) + 1 if existing else 1
