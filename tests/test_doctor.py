@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 
+from sdperf.config.profiles import load_profiles
+from sdperf.host.capabilities import HostFacts
 from sdperf.host.cpu import CpuInfo
 from sdperf.host.detection import HostInfo, match_profiles
 from sdperf.host.devices import GpuInfo
-from sdperf.host.doctor import CHECKS, LEVELS, Finding, diagnose, format_findings
+from sdperf.host.doctor import CHECKS, LEVELS, Finding, WorkerRun, diagnose, exit_code, format_findings, torch_blas
+from sdperf.cli.doctor import audit_groups, describe_runs, doctor_cases, group_by_thread_setting, runnable_here
 from sdperf.host.pi import PiInfo, ThrottleState
 from sdperf.host.sensors import ThermalState
 
@@ -55,6 +58,50 @@ def good_audit(**extra: Any) -> dict[str, Any]:
     }
     audit.update(extra)
     return audit
+
+
+SITE = "/home/pi/sd/.venv/lib/python3.11/site-packages"
+TORCH_OPENBLAS = f"{SITE}/torch.libs/libopenblasp-r0-2eadb500.3.29.so"
+NUMPY_OPENBLAS = f"{SITE}/numpy.libs/libscipy_openblas64_-32a4b2a6.so"
+
+
+def _openblas(path: str, threads: int) -> dict[str, Any]:
+    return {"user_api": "blas", "internal_api": "openblas", "num_threads": threads, "prefix": "libopenblas",
+            "filepath": path, "version": "0.3.29", "threading_layer": "pthreads", "architecture": "neoversen1"}
+
+
+def _gomp(path: str, threads: int) -> dict[str, Any]:
+    return {"user_api": "openmp", "internal_api": "openmp", "num_threads": threads, "prefix": "libgomp",
+            "filepath": path, "version": None}
+
+
+def aarch64_audit(environ: Mapping[str, str], cores: int = 4) -> dict[str, Any]:
+    """A worker of torch's aarch64 wheel as threadpoolctl sees it: a pthreads OpenBLAS and GNU OpenMP
+    vendored in torch.libs/, numpy's own OpenBLAS beside them. OpenBLAS takes OPENBLAS_NUM_THREADS,
+    else OMP_NUM_THREADS, else the cores; OpenMP takes OMP_NUM_THREADS, else the cores."""
+    omp = int(environ.get("OMP_NUM_THREADS", cores))
+    blas = int(environ.get("OPENBLAS_NUM_THREADS", omp))
+    return {
+        "torch_threads": omp,
+        "torch_blas": {"blas_info": "open", "mkl": False, "package_dir": f"{SITE}/torch"},
+        "threadpools": [
+            _gomp(f"{SITE}/torch.libs/libgomp-947d5fa1.so.1.0.0", omp),
+            _openblas(TORCH_OPENBLAS, blas),
+            _openblas(NUMPY_OPENBLAS, blas),
+        ],
+        "allocators": [],
+    }
+
+
+def x86_audit(cores: int = 2) -> dict[str, Any]:
+    """A worker of torch's x86 CPU wheel without thread variables (this suite's own 2-core machine):
+    torch on MKL, linked in statically so threadpoolctl does not list it, numpy's pthreads OpenBLAS beside it."""
+    return {
+        "torch_threads": cores,
+        "torch_blas": {"blas_info": "mkl", "mkl": True, "package_dir": f"{SITE}/torch"},
+        "threadpools": [_gomp(f"{SITE}/torch/lib/libgomp.so.1", cores), _openblas(NUMPY_OPENBLAS, cores)],
+        "allocators": [],
+    }
 
 
 def codes(findings: list[Finding]) -> list[str]:
@@ -102,14 +149,72 @@ def test_worker_audit_missing() -> None:
 
 # ----------------------------------------------------- OpenBLAS vs OpenMP
 
+# Workers start from an allow-list environment: no thread variable unless the profile or recipe sets one.
+NO_THREAD_VARIABLES = {"PATH": "/usr/bin", "HF_HUB_OFFLINE": "1"}
+PI_SETTINGS = {**NO_THREAD_VARIABLES, "OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "1"}
 
-def test_openblas_pthreads_with_openmp_is_an_error() -> None:
-    audit = good_audit()
-    audit["threadpools"][1]["num_threads"] = 4
-    finding = only(run(make_host(logical=8, physical=4), audit), "openblas-openmp-oversubscription")
-    assert finding.level == "error"
-    assert "52047" in finding.message and "libopenblas.so" in finding.message
-    assert finding.fix == "run with OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=4"
+
+def thread_recipe_run(recipes: tuple[str, ...], environ: Mapping[str, str]) -> WorkerRun:
+    """The worker of thread recipes (they set their thread variables themselves), audited on aarch64."""
+    return WorkerRun(recipes, environ, aarch64_audit(environ), takes_profile_threads=False)
+
+
+def test_torch_pthreads_openblas_next_to_openmp_with_threads_unset_is_an_error() -> None:
+    # The Pi report's 32-minute start: the profile's workers start without thread variables, so
+    # torch's own OpenBLAS and its OpenMP pool are both as wide as the cores.
+    findings = run(
+        make_host("pi5"), aarch64_audit(NO_THREAD_VARIABLES), NO_THREAD_VARIABLES, profile="pi5",
+        recipe_runs=[thread_recipe_run(("omp4_openblas1",), PI_SETTINGS)],
+    )
+    finding = only(findings, "openblas-openmp-oversubscription")
+    assert finding.level == "error" and exit_code(findings) == 1
+    assert TORCH_OPENBLAS in finding.message and NUMPY_OPENBLAS not in finding.message
+    assert "52047" in finding.message and "recipe fp32 (no thread variables)" in finding.message
+    # A fix that changes what the workers start with: the profile's settings, or the recipe that runs so.
+    assert 'set OPENBLAS_NUM_THREADS = "1" and OMP_NUM_THREADS = "4" under [profiles.pi5.env]' in finding.fix
+    assert "sdperf/config/profiles.toml" in finding.fix
+    assert finding.fix.endswith("--sdperf-recipes omp4_openblas1")
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        PI_SETTINGS,
+        {**NO_THREAD_VARIABLES, "OPENBLAS_NUM_THREADS": "1"},
+        {**NO_THREAD_VARIABLES, "OMP_NUM_THREADS": "1"},
+    ],
+    ids=["pi5-settings", "openblas1", "omp1"],
+)
+def test_torch_openblas_on_one_thread_is_no_error(environ: dict[str, str]) -> None:
+    findings = run(make_host("pi5"), aarch64_audit(environ), environ, profile="pi5")
+    assert "openblas-openmp-oversubscription" not in codes(findings)
+    assert exit_code(findings) == 0
+
+
+def test_a_thread_recipe_measuring_the_oversubscription_is_information() -> None:
+    # threads_unset reproduces the Pi report's start on purpose: it must not fail the doctor.
+    findings = run(
+        make_host("pi5"), aarch64_audit(PI_SETTINGS), PI_SETTINGS, profile="pi5",
+        recipe_runs=[thread_recipe_run(("threads_unset",), NO_THREAD_VARIABLES)],
+    )
+    finding = only(findings, "openblas-openmp-oversubscription-measured")
+    assert finding.level == "info" and "recipe threads_unset" in finding.message
+    assert exit_code(findings) == 0
+
+
+@pytest.mark.parametrize("report", ["current", "without torch_blas"])
+def test_numpy_openblas_next_to_torch_on_mkl_is_no_error(report: str) -> None:
+    # x86: torch computes with MKL; numpy's bundled pthreads OpenBLAS is loaded but never called by torch.
+    audit = x86_audit(cores=2)
+    if report == "without torch_blas":
+        del audit["torch_blas"]
+    findings = run(make_host("plain", logical=2, physical=2), audit, NO_THREAD_VARIABLES, profile="cpu")
+    assert "openblas-openmp-oversubscription" not in codes(findings)
+    assert [f.level for f in findings if f.level == "error"] == [] and exit_code(findings) == 0
+    info = only(findings, "openblas-outside-torch")
+    assert info.level == "info" and NUMPY_OPENBLAS in info.message and "numpy's bundled OpenBLAS" in info.message
+    if report == "current":
+        assert "torch computes with MKL" in info.message
 
 
 @pytest.mark.parametrize(
@@ -117,19 +222,131 @@ def test_openblas_pthreads_with_openmp_is_an_error() -> None:
     [("openmp", 4, 4), ("pthreads", 1, 4), ("pthreads", 4, 1), ("disabled", 4, 4)],
 )
 def test_openblas_openmp_quiet_when_safe(layer: str, blas_threads: int, omp_threads: int) -> None:
-    audit = good_audit()
+    audit = aarch64_audit(NO_THREAD_VARIABLES)
     audit["threadpools"][0]["num_threads"] = omp_threads
     audit["threadpools"][1].update(threading_layer=layer, num_threads=blas_threads)
-    assert "openblas-openmp-oversubscription" not in codes(run(audit=audit))
+    audit["threadpools"].pop()  # numpy's copy
+    assert "openblas-openmp-oversubscription" not in codes(run(make_host("pi5"), audit, GOOD_ENV))
+
+
+def test_torch_blas_tells_torch_own_from_other_packages_copies() -> None:
+    assert torch_blas(aarch64_audit(NO_THREAD_VARIABLES)).pool["filepath"] == TORCH_OPENBLAS
+    assert torch_blas(x86_audit()).kind == "mkl" and torch_blas(x86_audit()).pool is None
+    # A report without torch's folder: the wheel's layout (torch.libs/) still tells.
+    older = aarch64_audit(NO_THREAD_VARIABLES)
+    del older["torch_blas"]
+    assert torch_blas(older).pool["filepath"] == TORCH_OPENBLAS
+    # A distribution's torch links the system OpenBLAS, not numpy's.
+    system = "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0"
+    distro = {"torch_blas": {"blas_info": "open", "package_dir": "/usr/lib/python3/dist-packages/torch"},
+              "threadpools": [_openblas(NUMPY_OPENBLAS, 4), _openblas(system, 4)]}
+    assert torch_blas(distro).pool["filepath"] == system
+    assert torch_blas({"threadpools": [_openblas(NUMPY_OPENBLAS, 4)]}) == torch_blas(None)
+
+
+# ------------------------------------- one worker per thread setting of the recipes
+
+
+def cases_of(profile: str, cpus: int = 4) -> list:
+    return doctor_cases(load_profiles()[profile], cores=4, cpus=cpus)
+
+
+def recipes_of(groups: list) -> list[list[str]]:
+    return [[case.recipe for case in group] for group in groups]
+
+
+def test_recipes_with_the_same_thread_setting_share_one_worker() -> None:
+    assert recipes_of(group_by_thread_setting(cases_of("cpu"))) == [
+        ["fp32", "threads_unset"], ["omp1"], ["omp1_openblas4"], ["omp_cores_openblas1"], ["pin_cores", "xeon_stack"],
+    ]
+    assert recipes_of(group_by_thread_setting(cases_of("pi5"))) == [
+        ["fp32", "omp4_openblas1"], ["threads_unset"], ["omp1"], ["omp1_openblas4"],
+    ]
+
+
+def test_one_audit_per_thread_setting_and_findings_from_those_workers() -> None:
+    audited = []
+
+    def fake_audit(case: Any) -> tuple[dict, None]:
+        audited.append(case.recipe)
+        return aarch64_audit(case.worker_environment()), None
+
+    runs = [run for run, _ in audit_groups(group_by_thread_setting(cases_of("cpu")), fake_audit)]
+    assert audited == ["fp32", "omp1", "omp1_openblas4", "omp_cores_openblas1", "pin_cores"]
+    assert [r.takes_profile_threads for r in runs] == [True, False, False, False, False]
+    # The cpu profile sets no thread variables: on an aarch64 host its control oversubscribes.
+    control, *others = runs
+    findings = diagnose(make_host("plain", logical=4, physical=4), control.audit, control.environ, profile="cpu",
+                        recipe_runs=others, control_recipes=control.recipes)
+    error = only(findings, "openblas-openmp-oversubscription")
+    assert "recipes fp32, threads_unset (no thread variables)" in error.message
+    assert "[profiles.cpu.env]" in error.fix and error.fix.endswith("--sdperf-recipes omp_cores_openblas1")
+
+
+def test_recipes_that_cannot_run_here_are_not_audited_but_the_control_is() -> None:
+    facts = HostFacts(frozenset(), (), 2, lambda soname: None, lambda command: None, lambda dist: None,
+                      lambda name: None)
+    kept, reasons = runnable_here(cases_of("pi5", cpus=2), facts)
+    assert [case.recipe for case in kept] == ["fp32", "threads_unset", "omp1"]
+    assert [reason.split()[1] for reason in reasons] == ["omp1_openblas4", "omp4_openblas1"]
+    kept, _ = runnable_here(cases_of("cuda_lowvram"), facts)  # no GPU: the audit needs none
+    assert [case.recipe for case in kept] == ["cuda_fp16"]
+
+
+def test_the_lines_above_the_findings_say_what_each_worker_ran_with() -> None:
+    control = WorkerRun(("fp32", "omp4_openblas1"), PI_SETTINGS, aarch64_audit(PI_SETTINGS))
+    unset = thread_recipe_run(("threads_unset",), NO_THREAD_VARIABLES)
+    lines = describe_runs([(control, None), (unset, None)], ["recipe omp1_openblas4 sets ..."])
+    assert lines == [
+        "worker: torch 4 threads; pools: openblas 1, openblas 1, openmp 4; allocators: libc",
+        f"torch computes with its own OpenBLAS ({TORCH_OPENBLAS})",
+        "thread recipes, one worker per thread setting:",
+        "  threads_unset (no thread variables): torch 4 threads; pools: openblas 4, openblas 4, openmp 4",
+        "not audited: recipe omp1_openblas4 sets ...",
+    ]
+
+
+# ------------------------------------------------ fixes the workers can see
+
+
+@pytest.mark.parametrize(
+    ("kind", "audit", "environ", "profile"),
+    [
+        ("pi5", aarch64_audit(NO_THREAD_VARIABLES), NO_THREAD_VARIABLES, "pi5"),
+        ("plain", x86_audit(), NO_THREAD_VARIABLES, "cpu"),
+        ("plain", good_audit(torch_threads=2), {"OMP_NUM_THREADS": "x", "MKL_NUM_THREADS": "16"}, None),
+        ("plain", good_audit(torch_threads=2), {"OMP_NUM_THREADS": "16"}, "pi5"),
+        ("plain", good_audit(torch_threads=2), GOOD_ENV, "cpu"),
+    ],
+    ids=["hazard", "x86", "invalid", "emulated", "not-honoured"],
+)
+def test_no_fix_exports_a_variable_the_workers_never_see(kind: str, audit: dict, environ: dict, profile: str) -> None:
+    findings = run(make_host(kind), audit, environ, profile=profile)
+    assert findings
+    for finding in findings:
+        assert "export" not in finding.fix and not finding.fix.startswith("run with"), finding
 
 
 # --------------------------------------------------------- thread variables
 
 
-def test_omp_num_threads_unset() -> None:
-    finding = only(run(environ={}), "omp-num-threads-unset")
+def test_omp_num_threads_unset_in_the_profile_workers() -> None:
+    finding = only(run(environ={}, profile="cpu"), "omp-num-threads-unset")
     assert finding.level == "warning"
-    assert finding.fix == "export OMP_NUM_THREADS=4"
+    assert "the cpu profile sets no OMP_NUM_THREADS" in finding.message and "recipe fp32" in finding.message
+    assert finding.fix.startswith('add OMP_NUM_THREADS = "4" under [profiles.cpu.env] in sdperf/config/profiles.toml')
+
+
+def test_omp_num_threads_unset_names_the_thread_recipes_that_set_it() -> None:
+    setter = WorkerRun(("omp_cores_openblas1",), {"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "1"},
+                       good_audit(), takes_profile_threads=False)
+    finding = only(run(environ={}, profile="cpu", recipe_runs=[setter]), "omp-num-threads-unset")
+    assert finding.fix.endswith("--sdperf-recipes omp_cores_openblas1")
+
+
+def test_a_recipe_unsetting_the_thread_variables_on_purpose_is_quiet() -> None:
+    unset = WorkerRun(("threads_unset",), {}, good_audit(), takes_profile_threads=False)
+    assert run(recipe_runs=[unset]) == []
 
 
 @pytest.mark.parametrize(
@@ -138,16 +355,32 @@ def test_omp_num_threads_unset() -> None:
      ("MKL_NUM_THREADS", "-2"), ("MKL_NUM_THREADS", "2,1")],
 )
 def test_thread_variable_invalid(name: str, value: str) -> None:
-    finding = only(run(environ={**GOOD_ENV, name: value}), "thread-variable-invalid")
+    finding = only(run(environ={**GOOD_ENV, name: value}, profile="cpu"), "thread-variable-invalid")
     assert finding.level == "error"
     assert f"{name}={value!r}" in finding.message
-    assert finding.fix == f"export {name}=4"
+    assert finding.fix == f'set {name} = "4" under [profiles.cpu.env] in sdperf/config/profiles.toml'
+
+
+def test_invalid_value_of_a_thread_recipe_is_fixed_in_the_recipe() -> None:
+    broken = WorkerRun(("omp1",), {"OMP_NUM_THREADS": "one"}, good_audit(), takes_profile_threads=False)
+    finding = only(run(recipe_runs=[broken]), "thread-variable-invalid")
+    assert "recipe omp1" in finding.message
+    assert finding.fix.endswith("in the env of recipe omp1 in sdperf/config/recipes.py")
 
 
 def test_thread_variable_above_core_count() -> None:
     finding = only(run(environ={"OMP_NUM_THREADS": "16"}), "thread-variable-oversubscribed")
     assert finding.level == "warning"
     assert "OMP_NUM_THREADS=16" in finding.message and "8 logical cores" in finding.message
+    assert finding.fix.startswith('set OMP_NUM_THREADS = "4" under [profiles.')
+
+
+def test_emulated_profile_counts_above_the_cores_need_no_change() -> None:
+    # pi5 emulated on a 2-core machine: its 4 threads describe the board; torch caps them and says so.
+    host = make_host("plain", logical=2, physical=2)
+    findings = run(host, good_audit(torch_threads=2), {"OMP_NUM_THREADS": "4"}, profile="pi5")
+    assert codes(findings) == ["thread-variable-oversubscribed", "thread-variable-not-honoured"]
+    assert all(f.fix.startswith("nothing to change for this emulation") for f in findings)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +398,7 @@ def test_thread_variable_not_honoured_by_torch() -> None:
     finding = only(run(audit=good_audit(torch_threads=2)), "thread-variable-not-honoured")
     assert finding.level == "warning"
     assert "OMP_NUM_THREADS=4" in finding.message and "runs 2 intra-op threads" in finding.message
-    assert "OMP_NUM_THREADS=2" in finding.fix
+    assert 'OMP_NUM_THREADS = "2" under [profiles.' in finding.fix
 
 
 def test_thread_variable_honoured_or_unset_is_quiet() -> None:
@@ -175,7 +408,7 @@ def test_thread_variable_honoured_or_unset_is_quiet() -> None:
 
 def test_fix_uses_logical_cores_when_physical_unknown() -> None:
     finding = only(run(make_host(logical=6, physical=None), environ={}), "omp-num-threads-unset")
-    assert finding.fix == "export OMP_NUM_THREADS=6"
+    assert 'OMP_NUM_THREADS = "6"' in finding.fix
 
 
 # ------------------------------------------------------------ Pi throttling
@@ -316,7 +549,7 @@ def test_format_findings() -> None:
         Finding("error", "pi-under-voltage", "the Pi is under-voltage now", "use a 5 V 5 A supply"),
         Finding(
             "warning", "omp-num-threads-unset", "OMP_NUM_THREADS is not set",
-            "export OMP_NUM_THREADS=4",
+            'add OMP_NUM_THREADS = "4" under [profiles.cpu.env]',
         ),
     ]
     assert format_findings(findings) == (
@@ -324,6 +557,6 @@ def test_format_findings() -> None:
         "  fix: use a 5 V 5 A supply\n"
         "\n"
         "warning [omp-num-threads-unset]: OMP_NUM_THREADS is not set\n"
-        "  fix: export OMP_NUM_THREADS=4"
+        '  fix: add OMP_NUM_THREADS = "4" under [profiles.cpu.env]'
     )
     assert format_findings([]) == "no problems found"

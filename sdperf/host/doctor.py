@@ -1,16 +1,22 @@
 """Findings that ruin benchmark numbers, each with the fix.
 
-Pure functions over data the caller gathered (host detection, the worker's
-self-report, the environment), so every check is testable with plain dicts.
-A check is a function in `CHECKS`; adding one is one entry.
+Pure functions over data the caller gathered (host detection, the workers'
+self-reports, the environments they started with), so every check is testable
+with plain dicts. A check is a function in `CHECKS`; adding one is one entry.
+
+Workers take their thread variables from the profile and the recipe (an
+allow-list environment, `sdperf.execution.cases`), never from the shell that
+runs sdperf, so findings are about those environments and fixes change them
+(profiles.toml, a recipe), never "export" in a shell the workers ignore.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
-from sdperf.config.recipes import FP32_HINTS, THREAD_VARIABLES
+from sdperf.config.recipes import FP32_HINTS, REGISTRY, THREAD_VARIABLES
 from sdperf.host.detection import HostInfo
 from sdperf.host.devices import TRIPLETS
 from sdperf.host.pi import PI_THROTTLE_SOFT_C, ThrottleState
@@ -40,8 +46,32 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class WorkerRun:
+    """One audited worker: the recipes that start with its thread variables, the environment it
+    started with and its self-report (None when it could not start)."""
+
+    recipes: tuple[str, ...]
+    environ: Mapping[str, str]
+    audit: Mapping | None
+    # True when some of `recipes` take the profile's thread settings (the control does); False when
+    # every one sets its own on purpose (threads_unset measures the unset case, omp1 one thread).
+    takes_profile_threads: bool = True
+
+    @property
+    def names(self) -> str:
+        return f"{'recipe' if len(self.recipes) == 1 else 'recipes'} {', '.join(self.recipes)}"
+
+    @property
+    def thread_setting(self) -> str:
+        """Its thread variables as text: "OMP_NUM_THREADS=4 OPENBLAS_NUM_THREADS=1"."""
+        pairs = [f"{name}={self.environ[name]}" for name in THREAD_VARIABLES if name in self.environ]
+        return " ".join(pairs) or "no thread variables"
+
+
+@dataclass(frozen=True)
 class Context:
-    """Everything a check may look at."""
+    """Everything a check may look at. `worker_audit` and `environ` are the control recipe's worker;
+    `runs` has it first, then one worker per other thread setting of the profile's recipes."""
 
     host: HostInfo
     worker_audit: Mapping | None
@@ -50,16 +80,27 @@ class Context:
     profile: str | None = None
     libraries: Mapping[str, str | None] = field(default_factory=dict)
     thermal: ThermalState | None = None
+    runs: tuple[WorkerRun, ...] = ()
 
     @property
     def thread_count(self) -> str:
-        """Physical cores (else logical) as text, for fixes such as OMP_NUM_THREADS=4."""
+        """Physical cores (else logical) as text, for fixes such as OMP_NUM_THREADS = "4"."""
         cores = self.host.cpu.physical_cores or self.host.cpu.logical_cores
         return str(cores) if cores else "<physical cores>"
 
     @property
     def pi_board(self) -> str | None:
         return self.host.pi.board if self.host.pi is not None else None
+
+    @property
+    def emulated(self) -> bool:
+        """A requested profile this host is not (pi5 on a Xeon): its thread counts describe another board."""
+        return self.profile is not None and self.profile not in self.host.matches
+
+    @property
+    def profile_settings(self) -> str:
+        """Where the profile's thread variables live: what every worker of the profile starts with."""
+        return f"[profiles.{self.profile or '<profile>'}.env] in sdperf/config/profiles.toml"
 
     def targets(self, profile: str) -> bool:
         """True when `profile` matched the host or was requested."""
@@ -84,6 +125,10 @@ def _threads(pool: Mapping) -> int:
         return 0
 
 
+def _path(pool: Mapping) -> str:
+    return str(pool.get("filepath") or "?")
+
+
 def check_worker_audit(ctx: Context) -> Iterator[Finding]:
     """Say when the worker checks could not run at all."""
     if ctx.worker_audit is None:
@@ -94,31 +139,177 @@ def check_worker_audit(ctx: Context) -> Iterator[Finding]:
             "settings (it could not start), so those checks were skipped",
             "fix the worker start-up error reported above, then run the doctor again",
         )
+    for run in ctx.runs[1:]:
+        if run.audit is None:
+            yield Finding(
+                "warning",
+                "worker-audit-missing",
+                f"the worker of {run.names} ({run.thread_setting}) did not report its thread pools "
+                "(it could not start), so their thread checks were skipped",
+                "fix the worker start-up error reported above, then run the doctor again",
+            )
+
+
+# ---------------------------------------------- which BLAS torch computes with
+
+
+@dataclass(frozen=True)
+class TorchBlas:
+    """The BLAS torch itself calls: `kind` is "mkl", "openblas" or what its build names, `pool`
+    its threadpoolctl entry when threadpoolctl sees it (an OpenBLAS; MKL is linked in statically)."""
+
+    kind: str
+    pool: Mapping | None = None
+
+
+def _torch_folders(audit: Mapping | None) -> tuple[str, ...]:
+    """torch's package folder and the one its wheel vendors libraries into (torch.libs)."""
+    package = str(((audit or {}).get("torch_blas") or {}).get("package_dir") or "").rstrip("/")
+    return (package, f"{package}.libs") if package else ()
+
+
+def _inside_torch(path: str, torch_folders: tuple[str, ...]) -> bool:
+    if torch_folders:
+        return any(path.startswith(f"{folder}/") for folder in torch_folders)
+    # A report without torch's folder: the site-packages layout of a wheel.
+    return bool({"torch", "torch.libs"} & set(PurePosixPath(path).parts))
+
+
+def _python_package_of(path: str) -> str | None:
+    """The package a library was bundled with ("numpy" for site-packages/numpy.libs/x.so), or None."""
+    parts = PurePosixPath(path).parts
+    for index, part in enumerate(parts[:-2]):
+        if part in ("site-packages", "dist-packages"):
+            return parts[index + 1].removesuffix(".libs")
+    return None
+
+
+def torch_blas(audit: Mapping | None) -> TorchBlas:
+    """Which BLAS torch itself calls, from the worker's report.
+
+    x86 wheels use MKL (BLAS_INFO=mkl); aarch64 wheels an OpenBLAS inside torch's own folders.
+    numpy and scipy bundle their own OpenBLAS, which torch never calls.
+    """
+    openblas = [p for p in _pools(audit) if p.get("internal_api") == "openblas"]
+    folders = _torch_folders(audit)
+    own = [p for p in openblas if _inside_torch(_path(p), folders)]
+    if own:
+        return TorchBlas("openblas", own[0])
+    reported = (audit or {}).get("torch_blas") or {}
+    build = str(reported.get("blas_info") or "").lower()
+    if build == "mkl" or (not build and reported.get("mkl")):
+        return TorchBlas("mkl")
+    if build in ("open", "openblas"):
+        # A distribution's torch links the system OpenBLAS (/usr/lib/...), not a package's copy.
+        system = [p for p in openblas if _python_package_of(_path(p)) is None]
+        return TorchBlas("openblas", system[0] if system else None)
+    return TorchBlas(build or "unknown")
+
+
+def describe_torch_blas(blas: TorchBlas) -> str:
+    if blas.kind == "mkl":
+        return "MKL (its build's BLAS_INFO=mkl)"
+    if blas.kind == "openblas":
+        return f"its own OpenBLAS ({_path(blas.pool)})" if blas.pool else "an OpenBLAS threadpoolctl does not see"
+    return "a BLAS the worker's report does not name" if blas.kind == "unknown" else f"BLAS_INFO={blas.kind}"
+
+
+def _threaded_pthreads_openblas(pool: Mapping) -> bool:
+    return pool.get("internal_api") == "openblas" and pool.get("threading_layer") == "pthreads" and _threads(pool) > 1
+
+
+def _threaded_openmp(audit: Mapping | None) -> Mapping | None:
+    """An OpenMP pool of more than one thread: with one, nothing calls OpenBLAS concurrently."""
+    return next((p for p in _pools(audit) if p.get("user_api") == "openmp" and _threads(p) > 1), None)
+
+
+def _changes_threads_only(name: str) -> bool:
+    """A recipe that differs from the control in thread settings (and pinning) alone: a fair one to
+    time instead of the control; xeon_stack sets OMP_NUM_THREADS too, but also bf16 and a scheduler."""
+    recipe = REGISTRY.get(name)
+    return recipe is not None and not (
+        recipe.transforms or recipe.preload or recipe.loader != "diffusers" or recipe.load_dtype
+        or recipe.needs.python_env
+    )
+
+
+def _recipes_where(ctx: Context, ran_well: Callable[[WorkerRun], bool]) -> list[str]:
+    """Thread-only recipes of the audited workers that ran well, to name in a fix."""
+    return [name for run in ctx.runs if ran_well(run) for name in run.recipes if _changes_threads_only(name)]
+
+
+def _runs_openblas_single(run: WorkerRun) -> bool:
+    """torch's OpenBLAS on one thread next to a threaded OpenMP pool: the Pi report's 14 min."""
+    pool = torch_blas(run.audit).pool
+    return pool is not None and _threads(pool) == 1 and _threaded_openmp(run.audit) is not None
+
+
+def _oversubscription_fix(ctx: Context, run: WorkerRun) -> str:
+    wanted = 'OPENBLAS_NUM_THREADS = "1"'
+    if "OMP_NUM_THREADS" not in run.environ:
+        wanted += f' and OMP_NUM_THREADS = "{ctx.thread_count}"'
+    fix = f"set {wanted} under {ctx.profile_settings} (the workers take their thread variables from there)"
+    safe = _recipes_where(ctx, _runs_openblas_single)
+    if safe:
+        fix += f", or time what already runs so: --sdperf-recipes {','.join(safe)}"
+    return fix
 
 
 def check_blas_openmp(ctx: Context) -> Iterator[Finding]:
-    """pthreads OpenBLAS next to OpenMP: both spin up a pool per core (PyTorch #52047)."""
-    pools = _pools(ctx.worker_audit)
-    blas = [
-        p for p in pools
-        if p.get("internal_api") == "openblas"
-        and p.get("threading_layer") == "pthreads"
-        and _threads(p) > 1
-    ]
-    omp = [p for p in pools if p.get("user_api") == "openmp" and _threads(p) > 1]
-    if not blas or not omp:
+    """torch's pthreads OpenBLAS next to an OpenMP pool: both spin up a pool per core (PyTorch #52047).
+
+    Only torch's own BLAS counts: the benchmarks' hot path is torch. A recipe that sets its thread
+    variables to show this (threads_unset) is measuring it on purpose: information, not an error.
+    """
+    for run in ctx.runs:
+        blas, omp = torch_blas(run.audit).pool, _threaded_openmp(run.audit)
+        if blas is None or omp is None or not _threaded_pthreads_openblas(blas):
+            continue
+        pools = (
+            f"torch's OpenBLAS is built with pthreads ({_threads(blas)} threads, {_path(blas)}) and runs next to "
+            f"an OpenMP pool ({omp.get('internal_api', 'openmp')}, {_threads(omp)} threads, {_path(omp)}) "
+            f"in the workers of {run.names} ({run.thread_setting})"
+        )
+        if run.takes_profile_threads:
+            yield Finding(
+                "error",
+                "openblas-openmp-oversubscription",
+                f"{pools}: the two pools oversubscribe the cores and OpenBLAS may spin or hang ('Detect OpenMP "
+                "Loop and this application may hang', PyTorch issue 52047); on a Pi 5 this made one image take "
+                "32 min instead of 14 min",
+                _oversubscription_fix(ctx, run),
+            )
+        else:
+            yield Finding(
+                "info",
+                "openblas-openmp-oversubscription-measured",
+                f"{pools}: a thread setting chosen on purpose, to measure the oversubscription (the Pi "
+                "report's 32 min instead of 14 min), so expect those timings to be slow",
+                "nothing to fix; leave them out with --sdperf-recipes when you do not want to time them",
+            )
+
+
+def check_blas_outside_torch(ctx: Context) -> Iterator[Finding]:
+    """Another package's pthreads OpenBLAS (numpy's) next to OpenMP: said, never an error, since
+    torch does not call it (the x86 wheel computes with MKL)."""
+    audit = ctx.worker_audit
+    torch = torch_blas(audit)
+    others = [p for p in _pools(audit) if p is not torch.pool and _threaded_pthreads_openblas(p)]
+    if not others or _threaded_openmp(audit) is None:
         return
-    b, o = blas[0], omp[0]
+    path = _path(others[0])
+    package = _python_package_of(path)
+    owner = f"{package}'s bundled OpenBLAS" if package else "an OpenBLAS"
     yield Finding(
-        "error",
-        "openblas-openmp-oversubscription",
-        f"OpenBLAS built with pthreads ({_threads(b)} threads, {b.get('filepath', '?')}) runs "
-        f"next to an OpenMP pool ({o.get('internal_api', 'openmp')}, {_threads(o)} threads, "
-        f"{o.get('filepath', '?')}): the two pools oversubscribe the cores and OpenBLAS may spin "
-        "or hang ('Detect OpenMP Loop and this application may hang', PyTorch issue 52047); "
-        "on a Pi 5 this made one image take 32 min instead of 14 min",
-        f"run with OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS={ctx.thread_count}",
+        "info",
+        "openblas-outside-torch",
+        f"{owner} (pthreads, {_threads(others[0])} threads, {path}) is loaded next to torch's OpenMP pool, but "
+        f"torch computes with {describe_torch_blas(torch)}, so the benchmarks' hot path does not call it",
+        "nothing to change for the benchmarks; it matters only to numpy or scipy linear algebra in timed code",
     )
+
+
+# ---------------------------------------------------------- thread variables
 
 
 def _thread_value(name: str, value: str) -> int | None:
@@ -134,37 +325,75 @@ def _thread_value(name: str, value: str) -> int | None:
     return counts[0]
 
 
-def check_thread_variables(ctx: Context) -> Iterator[Finding]:
-    """OMP/OpenBLAS/MKL thread counts: set, valid, and not above the core count."""
-    if "OMP_NUM_THREADS" not in ctx.environ:
-        yield Finding(
-            "warning",
-            "omp-num-threads-unset",
-            "OMP_NUM_THREADS is not set, so PyTorch, OpenMP and BLAS libraries each pick "
-            "their own thread counts and runs are not comparable",
-            f"export OMP_NUM_THREADS={ctx.thread_count}",
-        )
+def _where_set(ctx: Context, run: WorkerRun) -> str:
+    """Where a worker's thread variables come from: the profile's settings, or its recipes' own."""
+    if run.takes_profile_threads:
+        return f"under {ctx.profile_settings}"
+    return f"in the env of {run.names} in sdperf/config/recipes.py"
+
+
+def _emulation_note(ctx: Context) -> str:
+    return (
+        f"nothing to change for this emulation: the {ctx.profile} profile's counts describe its own board, "
+        "torch caps them at this host's cores and the cases' results say so; run on that hardware for its numbers"
+    )
+
+
+def _omp_unset(ctx: Context, run: WorkerRun) -> Iterator[Finding]:
+    """The profile leaves OMP_NUM_THREADS out of its workers (recipes that unset it mean to)."""
+    if not run.takes_profile_threads or "OMP_NUM_THREADS" in run.environ:
+        return
+    picked = (run.audit or {}).get("torch_threads")
+    chose = f" (there it chose {picked})" if isinstance(picked, int) else ""
+    fix = (
+        f'add OMP_NUM_THREADS = "{ctx.thread_count}" under {ctx.profile_settings} '
+        "(the workers take their thread variables from there)"
+    )
+    setters = _recipes_where(ctx, lambda other: other.environ.get("OMP_NUM_THREADS") == ctx.thread_count)
+    if setters:
+        fix += f", or time what sets it: --sdperf-recipes {','.join(setters)}"
+    yield Finding(
+        "warning",
+        "omp-num-threads-unset",
+        f"the {ctx.profile or 'selected'} profile sets no OMP_NUM_THREADS, so the workers of {run.names} start "
+        f"without it and torch picks its own thread count{chose}: another host, or this one with other CPUs, "
+        "picks another and runs are not comparable",
+        fix,
+    )
+
+
+def _thread_values(ctx: Context, run: WorkerRun) -> Iterator[Finding]:
+    """Each thread variable the worker starts with: a positive integer, not above the logical cores."""
     logical = ctx.host.cpu.logical_cores
     for name in THREAD_VARIABLES:
-        if name not in ctx.environ:
+        if name not in run.environ:
             continue
-        value = ctx.environ[name]
+        value = run.environ[name]
         count = _thread_value(name, value)
         if count is None:
             yield Finding(
                 "error",
                 "thread-variable-invalid",
-                f"{name}={value!r} is not a positive integer; libraries ignore it or fail",
-                f"export {name}={ctx.thread_count}",
+                f"{name}={value!r} in the workers of {run.names} is not a positive integer; "
+                "libraries ignore it or fail",
+                f'set {name} = "{ctx.thread_count}" {_where_set(ctx, run)}',
             )
         elif logical and count > logical:
             yield Finding(
                 "warning",
                 "thread-variable-oversubscribed",
-                f"{name}={count} is more than the {logical} logical cores of this host, "
-                "so threads fight for cores",
-                f"export {name}={ctx.thread_count}",
+                f"{name}={count} in the workers of {run.names} is more than the {logical} logical cores of this "
+                "host, so threads fight for cores",
+                _emulation_note(ctx) if ctx.emulated and run.takes_profile_threads
+                else f'set {name} = "{ctx.thread_count}" {_where_set(ctx, run)}',
             )
+
+
+def check_thread_variables(ctx: Context) -> Iterator[Finding]:
+    """OMP/OpenBLAS/MKL thread counts of every audited worker: set, valid, and not above the core count."""
+    for run in ctx.runs:
+        yield from _omp_unset(ctx, run)
+        yield from _thread_values(ctx, run)
 
 
 def check_threads_honoured(ctx: Context) -> Iterator[Finding]:
@@ -173,18 +402,21 @@ def check_threads_honoured(ctx: Context) -> Iterator[Finding]:
     torch caps its default at the core count (torch 2.13 turns OMP_NUM_THREADS=4 into 2
     threads on a 2-core host), so a setting copied from another machine quietly changes.
     """
-    value = ctx.environ.get("OMP_NUM_THREADS")
-    wanted = _thread_value("OMP_NUM_THREADS", value) if value else None
-    actual = (ctx.worker_audit or {}).get("torch_threads")
-    if wanted is None or not isinstance(actual, int) or actual == wanted:
-        return
-    yield Finding(
-        "warning",
-        "thread-variable-not-honoured",
-        f"OMP_NUM_THREADS={value} but torch in the worker runs {actual} intra-op threads, "
-        "so results are not those of the setting asked for",
-        f"export OMP_NUM_THREADS={actual} to ask for what runs, or run on a host with {wanted} cores",
-    )
+    for run in ctx.runs:
+        value = run.environ.get("OMP_NUM_THREADS")
+        wanted = _thread_value("OMP_NUM_THREADS", value) if value else None
+        actual = (run.audit or {}).get("torch_threads")
+        if wanted is None or not isinstance(actual, int) or actual == wanted:
+            continue
+        yield Finding(
+            "warning",
+            "thread-variable-not-honoured",
+            f"OMP_NUM_THREADS={value} but torch in the worker runs {actual} intra-op threads ({run.names}), "
+            "so results are not those of the setting asked for",
+            _emulation_note(ctx) if ctx.emulated and run.takes_profile_threads
+            else f'set OMP_NUM_THREADS = "{actual}" {_where_set(ctx, run)} to ask for what runs, '
+            f"or run on a host with {wanted} cores",
+        )
 
 
 def _supply(board: str | None) -> str:
@@ -320,6 +552,7 @@ def check_governor(ctx: Context) -> Iterator[Finding]:
 CHECKS: list[Check] = [
     check_worker_audit,
     check_blas_openmp,
+    check_blas_outside_torch,
     check_thread_variables,
     check_threads_honoured,
     check_pi_throttle,
@@ -342,15 +575,26 @@ def diagnose(
     libraries: Mapping[str, str | None] | None = None,
     thermal: ThermalState | None = None,
     checks: Sequence[Check] | None = None,
+    recipe_runs: Sequence[WorkerRun] = (),
+    control_recipes: Sequence[str] = ("fp32",),
 ) -> list[Finding]:
     """Run every check; findings come back errors first, then warnings, then info.
 
+    `worker_audit` and `environ` are the control recipe's worker (its report and the environment it
+    started with; `control_recipes` the recipes that start with the same thread variables), and
+    `recipe_runs` one worker for each other thread setting of the profile's recipes.
     `libraries` maps a library name ("jemalloc") to the path found on disk or None;
     `thermal` gives the temperature and governors; `profile` is the requested profile.
     """
-    ctx = Context(host, worker_audit, environ, throttle, profile, libraries or {}, thermal)
+    control = WorkerRun(tuple(control_recipes), environ, worker_audit)
+    ctx = Context(host, worker_audit, environ, throttle, profile, libraries or {}, thermal, (control, *recipe_runs))
     findings = [f for check in (CHECKS if checks is None else checks) for f in check(ctx)]
     return sorted(findings, key=lambda f: LEVELS.index(f.level))
+
+
+def exit_code(findings: Iterable[Finding]) -> int:
+    """1 when a finding is an error (the numbers would be spoiled), else 0."""
+    return 1 if any(f.level == "error" for f in findings) else 0
 
 
 def format_findings(findings: Iterable[Finding]) -> str:

@@ -22,6 +22,20 @@ def mapped_allocators(maps_file: Path = Path("/proc/self/maps")) -> list[str]:
     return [name for name, pattern in _ALLOCATORS.items() if pattern.search(maps)]
 
 
+def torch_blas() -> dict[str, Any]:
+    """Which BLAS torch itself calls: its build's BLAS_INFO ("mkl" on x86 wheels, where MKL is linked in
+    statically and threadpoolctl cannot see it; "open" for OpenBLAS) and torch's folder, which tells
+    torch's own OpenBLAS (aarch64 wheels: torch.libs/) from numpy's bundled copy (`sdperf doctor`)."""
+    import torch
+
+    build = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
+    return {
+        "blas_info": build.group(1) if build else None,
+        "mkl": torch.backends.mkl.is_available(),
+        "package_dir": str(Path(torch.__file__).parent),
+    }
+
+
 def thread_audit() -> dict[str, Any]:
     import torch
     from threadpoolctl import threadpool_info
@@ -31,6 +45,7 @@ def thread_audit() -> dict[str, Any]:
         "torch_interop_threads": torch.get_num_interop_threads(),
         "parallel_info": torch.__config__.parallel_info(),
         "threadpools": threadpool_info(),
+        "torch_blas": torch_blas(),
         # Which SIMD kernels torch dispatches to: images are bitwise comparable only within one.
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
