@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pytest
@@ -120,6 +121,61 @@ def test_modes_that_would_leave_one_unsaved_round_are_refused(
     result = latency_suite.runpytest("--collect-only", *options)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_histogram_without_its_drawing_library_is_refused_at_start(
+    latency_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pygal is a plot-extra dependency (installed here): hide it as a plain install lacks it.
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pygal" else find_spec(name, *a))
+    result = latency_suite.runpytest("--collect-only", "--benchmark-histogram=h")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--benchmark-histogram: pytest-benchmark draws it with pygal, not installed here*"])
+
+
+RECORD_SKIPS = """
+import json
+
+def pytest_collection_finish(session):
+    skips = {item.name: [m.kwargs.get("reason") for m in item.iter_markers("skip")] for item in session.items}
+    lent = [item.name for item in session.items if "benchmark" in item.fixturenames]
+    with open("skips.json", "w") as handle:
+        json.dump({"skips": skips, "benchmark_fixture": lent}, handle)
+"""
+
+
+@pytest.mark.parametrize(("option", "skipped"), [("--benchmark-only", "test_plain"), ("--benchmark-skip", "test_latency[*")])
+def test_benchmark_only_and_skip_treat_sdperf_cases_as_benchmarks(
+    latency_suite: pytest.Pytester, option: str, skipped: str
+) -> None:
+    latency_suite.makepyfile(test_plain="def test_plain():\n    pass\n")
+    latency_suite.makeconftest(RECORD_SKIPS)
+    latency_suite.runpytest("--collect-only", "-q", "--sdperf-recipes=fp32", "-m", "cpu or not pi5 and not pi4", option)
+    recorded = json.loads((latency_suite.path / "skips.json").read_text())
+    skipped_here = {name for name, reasons in recorded["skips"].items() if reasons}
+    assert skipped_here == {name for name in recorded["skips"] if fnmatch.fnmatch(name, skipped)}, recorded
+    # The `benchmark` name lent to pytest-benchmark's hook is taken back: no fixture is set up early.
+    assert recorded["benchmark_fixture"] == []
+
+
+RECORD_QUIET = """
+def pytest_collection_finish(session):
+    with open("quiet.txt", "w") as handle:
+        handle.write(str(session.config._benchmarksession.quiet))
+"""
+
+
+@pytest.mark.parametrize(("options", "quiet"), [([], "True"), (["--benchmark-columns=min,median"], "False")])
+def test_pytest_benchmark_table_only_when_one_of_its_options_is_given(
+    latency_suite: pytest.Pytester, options: list[str], quiet: str
+) -> None:
+    # sdperf's table holds what pytest-benchmark's would: one table, unless the user asks for its own.
+    latency_suite.makeconftest(RECORD_QUIET)
+    latency_suite.runpytest("--collect-only", "-q", *options)
+    assert (latency_suite.path / "quiet.txt").read_text() == quiet
 
 
 def test_checks_run_after_the_benchmarks_whose_images_they_judge(pytester: pytest.Pytester) -> None:

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from sdperf.cli.doctor import audit_groups, describe_runs, doctor_cases, group_by_thread_setting, runnable_here
 from sdperf.config.profiles import load_profiles
 from sdperf.host.capabilities import HostFacts
 from sdperf.host.cpu import CpuInfo
 from sdperf.host.detection import HostInfo, match_profiles
 from sdperf.host.devices import GpuInfo
 from sdperf.host.doctor import CHECKS, LEVELS, Finding, WorkerRun, diagnose, exit_code, format_findings, torch_blas
-from sdperf.cli.doctor import audit_groups, describe_runs, doctor_cases, group_by_thread_setting, runnable_here
 from sdperf.host.pi import PiInfo, ThrottleState
 from sdperf.host.sensors import ThermalState
 

@@ -11,7 +11,7 @@ from pathlib import Path
 def _build_model(args: argparse.Namespace) -> int:
     import time
 
-    from sdperf.models.build import ensure_builtin
+    from sdperf.models.build import ensure_builtin, quiet_libraries
     from sdperf.models.store import BUILTIN_MODELS, builtin_name, weight_digest
 
     name = builtin_name(args.name)
@@ -26,10 +26,11 @@ def _build_model(args: argparse.Namespace) -> int:
         if out.exists() and any(out.iterdir()):
             print(f"sdperf: --out {str(out)!r} exists and is not empty; choose a new folder", file=sys.stderr)
             return 2
-        build(name, out)
+        with quiet_libraries():  # the libraries' warnings and shard bars say nothing a user can act on
+            build(name, out)
         path = out
     else:
-        path, built = ensure_builtin(name)
+        path, built = ensure_builtin(name, quiet=True)
         print(f"built in {time.perf_counter() - started:.1f} s" if built else "already cached", file=sys.stderr)
     print(f"{path}\nweights sha256 {weight_digest(path)}")
     return 0
@@ -65,59 +66,23 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from sdperf.config.profiles import ProfileError, check_profile_name, load_profiles
-    from sdperf.config.recipes import ALLOCATORS, REGISTRY
-    from sdperf.execution.cases import make_case
-    from sdperf.execution.process import Worker, WorkerFailed
-    from sdperf.host.detection import detect_host
-    from sdperf.host.devices import find_library
-    from sdperf.host.doctor import diagnose, format_findings
-    from sdperf.host.pi import read_throttle
-    from sdperf.host.sensors import read_thermal
-    from sdperf.models.store import ModelSpec
+    from sdperf.cli.doctor import run_doctor
 
-    root = Path(args.host_root)
-    host = detect_host(root)
-    try:
-        name = check_profile_name(args.profile, "--profile") if args.profile else host.primary
-    except ProfileError as error:
-        print(f"sdperf: {error}", file=sys.stderr)
-        return 2
-    profile = load_profiles()[name]
-    case = make_case(profile, REGISTRY["fp32"], ModelSpec(name=profile.builtin_model), {"timeout_s": 120.0})
-    print(f"host: {host.reasons[host.primary]}")
-    print(f"profile: {name} ({'detected' if not args.profile else 'requested'}); matches here: {', '.join(host.matches)}")
-    audit = None
-    try:
-        with Worker(case) as worker:
-            worker.start()
-            audit = worker.request("audit")["audit"]
-    except WorkerFailed as error:
-        print(f"the worker could not start with the profile's settings: {error}")
-    if audit:
-        pools = ", ".join(sorted(f"{p.get('internal_api')} {p.get('num_threads')}" for p in audit["threadpools"]))
-        print(f"worker: torch {audit['torch_threads']} threads; pools: {pools}; allocators: {audit['allocators'] or 'libc'}")
-    libraries = {name: find_library(soname, root) for soname, name in ALLOCATORS.items()}
-    findings = diagnose(
-        host,
-        audit,
-        case.worker_environment(),
-        throttle=read_throttle(root),
-        profile=name,
-        libraries=libraries,
-        thermal=read_thermal(root),
-    )
-    print()
-    print(format_findings(findings))
-    return 1 if any(f.level == "error" for f in findings) else 0
+    return run_doctor(args.profile, Path(args.host_root))
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from sdperf.storage.baselines import BaselineError, promote
+    from sdperf.storage.baselines import BaselineError, InvalidRunError, promote
 
     try:
         target = promote(Path(args.run_file), Path(args.root), label=args.label)
+    except InvalidRunError as error:
+        # The file given is unusable (unreadable, foreign, wrong types or impossible values):
+        # bad input, 2 as for the other commands' bad arguments. Nothing was copied.
+        print(f"sdperf: {error}", file=sys.stderr)
+        return 2
     except BaselineError as error:
+        # A usable run refused on purpose (incomplete, failed cases, an A/B run).
         print(f"sdperf: {error}", file=sys.stderr)
         return 1
     print(f"promoted {args.run_file} to {target}; commit it (through a pull request) to make it the baseline")

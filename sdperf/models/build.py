@@ -14,7 +14,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +168,45 @@ def parameter_counts(name: str) -> dict[str, int]:
     return counts
 
 
+# Read when each library first configures its logger: set before the import, they also
+# silence what is logged while it imports (diffusers' "Multiple distributions found ...").
+_QUIET_ENVIRONMENT = {"DIFFUSERS_VERBOSITY": "error", "TRANSFORMERS_VERBOSITY": "error"}
+
+
+def _put_back_environment(key: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value
+
+
+@contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Within: diffusers, transformers and huggingface_hub log errors only and draw no progress
+    bars, and no Python warning is shown (sdperf's own lines are prints). All put back after."""
+    with ExitStack() as put_back:  # runs its callbacks last registered, first run
+        for key in _QUIET_ENVIRONMENT:
+            put_back.callback(_put_back_environment, key, os.environ.get(key))
+        os.environ.update(_QUIET_ENVIRONMENT)
+        put_back.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("ignore")
+        import diffusers.utils.logging as diffusers_logging
+        import huggingface_hub.utils as hub_utils
+        import transformers.utils.logging as transformers_logging
+
+        # Registered before transformers', so run after it: its switch flips huggingface_hub's too.
+        put_back.callback(hub_utils.disable_progress_bars if hub_utils.are_progress_bars_disabled()
+                          else hub_utils.enable_progress_bars)
+        for library in (diffusers_logging, transformers_logging):
+            put_back.callback(library.set_verbosity, library.get_verbosity())
+            put_back.callback(library.enable_progress_bar if library.is_progress_bar_enabled()
+                              else library.disable_progress_bar)
+            library.set_verbosity_error()
+            library.disable_progress_bar()
+        hub_utils.disable_progress_bars()
+        yield
+
+
 def build(name: str, destination: Path) -> None:
     """Build built-in model `name` and save it as a diffusers folder at `destination`."""
     import torch
@@ -183,8 +224,9 @@ def build(name: str, destination: Path) -> None:
         pipe.save_pretrained(destination, safe_serialization=True)
 
 
-def ensure_builtin(name: str) -> tuple[Path, bool]:
-    """Path of built-in model `name`, building it first if missing. Returns (path, built_now)."""
+def ensure_builtin(name: str, quiet: bool = False) -> tuple[Path, bool]:
+    """Path of built-in model `name`, building it first if missing (`quiet`: within
+    `quiet_libraries`). Returns (path, built_now)."""
     from filelock import FileLock
 
     folder = builtin_folder(name)
@@ -197,7 +239,8 @@ def ensure_builtin(name: str) -> tuple[Path, bool]:
             return folder, False
         staging = folder.with_name(folder.name + f".partial-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
-        build(name, staging)
+        with quiet_libraries() if quiet else nullcontext():
+            build(name, staging)
         (staging / READY_MARKER).write_text(json.dumps(recipe_document(name), sort_keys=True), encoding="utf-8")
         shutil.rmtree(folder, ignore_errors=True)
         # Rename is atomic: a killed build never leaves a folder that looks complete.

@@ -173,6 +173,22 @@ RECIPES: dict[str, dict[str, Any]] = {
 TINY = ("tiny-sd15", "tiny-sd3")
 FULL_SIZE = ("sd15", "sd3-medium")
 
+# What each pipeline the profiles run cannot load without: diffusers 0.37's __init__ parameters
+# less its _optional_components. Listed null, it fails too ("expected ... but only ... were passed").
+PIPELINE_COMPONENTS: dict[str, tuple[str, ...]] = {
+    "StableDiffusionPipeline": ("vae", "text_encoder", "tokenizer", "unet", "scheduler"),
+    "StableDiffusion3Pipeline": (
+        "transformer", "scheduler", "vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2",
+        "text_encoder_3", "tokenizer_3",
+    ),
+}
+
+
+def builtins_of(pipeline: str) -> list[str]:
+    """The built-in models of a pipeline class (what to run instead of a model of another one)."""
+    return [name for name, recipe in RECIPES.items() if recipe["pipeline"] == pipeline]
+
+
 # Published parameter counts per component (configs/README.md of the design notes:
 # diffusers' num_parameters() docstring, the fast.ai forum's SD budget post, aitune's inspect
 # output, KerasHub's SD3 preset). SD3's VAE has no published total: its decoder's is, and the

@@ -89,6 +89,10 @@ def parse_model_option(value: str, source: str) -> ModelSpec:
             f"{source}: folder {str(folder)!r} has no model_index.json; "
             "point it at a diffusers pipeline folder (as saved by save_pretrained)"
         )
+    from sdperf.models.folder_check import check_model_folder
+
+    # Once here, at start: a folder the worker cannot load would fail every case with its traceback.
+    check_model_folder(folder.resolve(), source)
     return ModelSpec(name=folder.name, path=folder.resolve())
 
 
@@ -100,6 +104,34 @@ def pipeline_class_of(spec: ModelSpec) -> str:
         return RECIPES[spec.name]["pipeline"]
     index = json.loads((spec.path / "model_index.json").read_text(encoding="utf-8"))
     return index.get("_class_name", "")
+
+
+class WrongPipeline(Exception):
+    """The model is of another pipeline than the profile runs: its cases fail, naming both."""
+
+
+def wrong_pipeline(spec: ModelSpec, profile: str, wanted: str) -> str | None:
+    """Why `spec` cannot run a profile that needs a `wanted` pipeline, or None when it can."""
+    found = pipeline_class_of(spec)
+    if found == wanted:
+        return None
+    from sdperf.models.catalog import builtins_of
+
+    model = f"built-in model {BUILTIN_PREFIX}{spec.name}" if spec.builtin else f"model folder {str(spec.path)!r}"
+    instead = ", ".join(BUILTIN_PREFIX + name for name in builtins_of(wanted))
+    return (
+        f"{model} is a {found or 'pipeline model_index.json does not name (no _class_name)'}; profile {profile} "
+        f"needs a {wanted} model: point --sdperf-model at one (built in: {instead})"
+    )
+
+
+def why_not_comparable(spec: ModelSpec, workload: object, report_workload: object) -> str:
+    """Why a run of `spec` on `workload` cannot stand beside a field report's figure, or "" when it can."""
+    if spec.scaled_down:
+        return "this run uses a tiny built-in model"
+    if workload != report_workload:
+        return "this run's workload differs from the report's"
+    return ""
 
 
 def recipe_hash(name: str) -> str:

@@ -7,7 +7,9 @@ module reaches into it. Its next release can break this file and no other.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import importlib.util
 import os
 import tempfile
 from collections.abc import Callable
@@ -30,12 +32,53 @@ def refuse_unmeasurable_modes(config: pytest.Config) -> None:
             "--benchmark-disable: sdperf cases are benchmarks; with it pytest-benchmark runs one round and records "
             "nothing. Deselect them instead (-m 'not cpu', -k ...) or run the suite's own tests (pytest tests)"
         )
+    if getattr(config.option, "benchmark_histogram", None):
+        missing = [name for name in ("pygal", "pygaljs") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise pytest.UsageError(
+                f"--benchmark-histogram: pytest-benchmark draws it with {' and '.join(missing)}, not installed here; "
+                "install sdperf's plot extra (pip install -e '.[plot]') or leave the option out"
+            )
     workers = getattr(config.option, "numprocesses", None)
     if workers not in (None, 0, "0"):
         raise pytest.UsageError(
             f"-n {workers} (pytest-xdist): pytest-benchmark disables itself under xdist, and cases timed side by "
             "side would slow each other down; run without -n"
         )
+
+
+@contextlib.contextmanager
+def seen_as_benchmarks(items: list[pytest.Item], fixtures: tuple[str, ...]):
+    """pytest-benchmark tells benchmarks by the `benchmark` fixture in a test's fixture names, to
+    apply --benchmark-only and --benchmark-skip; sdperf's cases request it only when timing starts.
+    While its collection hook runs, cases using `fixtures` carry the name, then no longer."""
+    marked = [item for item in items
+              if set(fixtures) & set(getattr(item, "fixturenames", ())) and "benchmark" not in item.fixturenames]
+    for item in marked:
+        item.fixturenames.append("benchmark")
+    try:
+        yield
+    finally:
+        for item in marked:
+            item.fixturenames.remove("benchmark")
+
+
+# Options a user gives to see pytest-benchmark's own table (or the histogram drawn with it).
+TABLE_OPTIONS = (
+    "--benchmark-histogram", "--benchmark-columns", "--benchmark-sort", "--benchmark-group-by", "--benchmark-name",
+    "--benchmark-verbose", "--benchmark-cprofile",
+)
+
+
+def show_one_table(config: pytest.Config) -> None:
+    """sdperf's results table says what pytest-benchmark's would, per case and with verdicts: its
+    table is left out unless an option of it was given. Its regression check still runs."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None:
+        return
+    given = [*config.invocation_params.args, *os.environ.get("PYTEST_ADDOPTS", "").split(), *config.getini("addopts")]
+    if not any(str(arg).startswith(TABLE_OPTIONS) for arg in given):
+        session.quiet = True
 
 
 def wants_storage(config: pytest.Config) -> bool:

@@ -11,7 +11,7 @@ from sdperf.config.recipes import REGISTRY
 from sdperf.execution.cases import Case, make_case
 from sdperf.execution.environments import LockError
 from sdperf.host.capabilities import unmet_for
-from sdperf.models.store import ModelSpec, pipeline_class_of
+from sdperf.models.store import ModelSpec, WrongPipeline, why_not_comparable, wrong_pipeline
 from sdperf.pytest_plugin.benchmark_adapter import baseline_lookup
 from sdperf.pytest_plugin.checks import CaseCheck, GoldenPolicy
 from sdperf.pytest_plugin.latency import CaseBench
@@ -78,10 +78,9 @@ def _skip_reason(session: SdperfSession, case: Case, check_host: bool, kind: str
             f"profile {case.profile} does not run here ({host}); "
             f"run on such a machine, or emulate it with --sdperf-profile {case.profile}"
         )
-    wanted = settings.profiles[case.profile].pipeline
-    found = pipeline_class_of(case.model)
-    if found != wanted:
-        return f"profile {case.profile} needs a {wanted} model; {case.model.name} is a {found or 'unknown pipeline'}"
+    wrong = wrong_pipeline(case.model, case.profile, settings.profiles[case.profile].pipeline)
+    if wrong:  # a failure, not a skip: a nightly pointed at the wrong model must go red
+        raise WrongPipeline(wrong)
     if settings.ab and kind == "latency":
         from sdperf.execution.ab_sides import skip_reason
 
@@ -102,19 +101,15 @@ def _register(request: pytest.FixtureRequest, case: Case, kind: str, check_host:
     result.notes.extend(case.notes)
     for reference in profile.references:
         if kind == "latency" and reference.recipe == case.recipe:
-            why_not = (
-                "this run uses a tiny built-in model" if case.model.scaled_down
-                else "this run's workload differs from the report's" if case.workload != profile.workload
-                else ""
-            )
+            why_not = why_not_comparable(case.model, case.workload, profile.workload)
             result.reference = {**reference.__dict__, "comparable": not why_not, "why_not": why_not}
     session.results.append(result)
     request.node.stash[CASE_RESULT_KEY] = result
     try:
         reason = _skip_reason(session, case, check_host, kind)
-    except LockError as error:  # no environment for a lock of --sdperf-ab
+    except (LockError, WrongPipeline) as error:  # no environment for a lock of --sdperf-ab; a wrong model
         result.move_to(Status.FAILED, str(error))
-        pytest.fail(f"case {case.id}: {error}", pytrace=False)
+        raise pytest.fail.Exception(f"case {case.id}: {error}", pytrace=False) from None  # one line, no chain
     if reason:
         result.move_to(Status.SKIPPED, reason)
         pytest.skip(reason)

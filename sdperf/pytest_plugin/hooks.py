@@ -60,6 +60,21 @@ def pytest_configure(config: pytest.Config) -> None:
     _keep_history(session)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    adapter.show_one_table(session.config)
+
+
+# The fixtures through which sdperf's cases time: pytest-benchmark must count those cases as benchmarks.
+BENCHMARK_FIXTURES = ("sdperf_bench", "sdperf_harness")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
+    # --benchmark-only used to skip every sdperf case (no `benchmark` fixture by name), --benchmark-skip none.
+    with adapter.seen_as_benchmarks(items, BENCHMARK_FIXTURES):
+        return (yield)
+
+
 def _keep_history(session: SdperfSession) -> None:
     """Every case that finishes goes into the history folder (outside the checkout) as it finishes."""
     from sdperf.pytest_plugin.history_recorder import HistoryRecorder

@@ -63,8 +63,8 @@ def control_cell(result: CaseResult, same_run: Mapping[str, CaseResult] | None =
     if result.verdicts.get("ab") or result.verdicts.get("control"):
         return verdict_cell(result, "ab" if "ab" in result.verdicts else "control")
     control = (same_run or {}).get(result.profile)
-    if control is None or result.kind != "latency" or not result.median_s:
-        return "-"
+    if control is None or result.kind != "latency" or not result.median_s or result.status == "running":
+        return "-"  # a case stopped halfway (Ctrl-C) is not compared on the rounds it got
     if control is result:
         return "(control)"
     if control.model != result.model:
@@ -100,7 +100,7 @@ def _row(result: CaseResult, same_run: Mapping[str, CaseResult]) -> list[str]:
     return [
         result.case_id,
         result.model,
-        result.status,
+        "unfinished" if result.status == "running" else result.status,  # the table comes after the run
         str(len(result.rounds)),
         format_seconds(result.mean_s),
         format_seconds(result.median_s),
@@ -174,8 +174,9 @@ def detail_lines(results: Iterable[CaseResult], same_run: Mapping[str, CaseResul
     for result in timed:
         ref = result.reference
         if ref:
-            comparable = f" (not comparable: {ref['why_not']})"
-            if ref["comparable"]:
+            # A figure recorded as not comparable without saying why still says so, never "not comparable: ".
+            comparable = f" (not comparable: {ref.get('why_not') or 'the run recorded no reason'})"
+            if ref.get("comparable"):
                 comparable = (f"; measured here {result.median_s:.1f} s ({result.median_s / ref['latency_s'] - 1:+.0%})"
                               if result.median_s else "; no timing here to compare")
             lines.append(
