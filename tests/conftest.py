@@ -30,6 +30,17 @@ import scipy.stats  # noqa: E402, F401
 REPO = Path(__file__).resolve().parents[1]
 GOLDENS = REPO / "baselines" / "golden"
 
+
+def _cpu_storage_key() -> str:
+    from sdperf.host.detection import detect_host
+
+    # `--sdperf-profile cpu` on a host detected as cpu is no emulation: its runs are kept under `cpu`.
+    return "cpu" if detect_host(Path("/")).primary == "cpu" else "emulated-cpu"
+
+
+# Where runs with `--sdperf-profile=cpu` are kept on this host.
+CPU_KEY = _cpu_storage_key()
+
 LATENCY_TEST = '''
 def test_latency(sdperf_bench):
     sdperf_bench.latency()

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from conftest import CPU_KEY
 from sdperf.cli.main import main
 from sdperf.reporting.trend import plot_trend, trend_points
 from sdperf.storage.baselines import BaselineError, latest_baseline, load_run, promote
@@ -338,7 +339,7 @@ def test_a_compare_against_a_broken_baseline_stops_at_start_naming_file_and_fiel
     latency_suite: pytest.Pytester, compare: str
 ) -> None:
     # Bare: the profile's baseline in baselines/; with a value: pytest-benchmark's own storage.
-    storage = latency_suite.path / ("baselines" if compare == "--benchmark-compare" else "runs") / "emulated-cpu"
+    storage = latency_suite.path / ("baselines" if compare == "--benchmark-compare" else "runs") / CPU_KEY
     baseline = broken_run(storage / MACHINE / "0001_baseline.json", set_stat("median", -0.4))
     storage_option = [] if compare == "--benchmark-compare" else [f"--benchmark-storage=file://{storage}"]
     result = latency_suite.runpytest("-m", "cpu", "--sdperf-profile=cpu", compare, *storage_option, "--collect-only")

@@ -82,6 +82,20 @@ def test_bad_ini_value_names_the_ini_key(latency_suite: pytest.Pytester) -> None
     result.stderr.fnmatch_lines(["*ini key sdperf_rounds in tox.ini: 'many' is not valid*"])
 
 
+def test_bad_override_is_blamed_on_the_option_not_the_ini_file(latency_suite: pytest.Pytester) -> None:
+    latency_suite.makeini("[pytest]\n")
+    result = latency_suite.runpytest("--collect-only", "-o", "sdperf_rounds=0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*-o sdperf_rounds: '0' is not valid*"])
+
+
+def test_unknown_recipe_lists_the_recipes_users_pick_from(latency_suite: pytest.Pytester) -> None:
+    result = latency_suite.runpytest("--collect-only", "--sdperf-recipes=nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*recipe(s) 'nope' unknown; known: *fp32*"])
+    assert "testonly" not in result.stderr.str()
+
+
 def test_model_folder_without_index_is_refused(latency_suite: pytest.Pytester) -> None:
     folder = latency_suite.mkdir("not-a-model")
     result = latency_suite.runpytest("--collect-only", f"--sdperf-model={folder}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CPU_KEY
 from sdperf.cli.main import main
 
 # One worker a case unless a test is about rotation: each costs seconds of start and load.
@@ -17,24 +18,24 @@ EMULATED = ("-m", "cpu", "--sdperf-profile=cpu", "--sdperf-progress=0", "--sdper
 
 
 def saved_runs(folder: Path) -> list[Path]:
-    return sorted((folder / ".benchmarks" / "emulated-cpu").glob("*/*.json"))
+    return sorted((folder / ".benchmarks" / CPU_KEY).glob("*/*.json"))
 
 
 def seed_quiet_nights(history: Path, case: str, nights: int, spread: float):
-    """`nights` A/A nights of `case` in the emulated-cpu history, older than any real run, their
+    """`nights` A/A nights of `case` in the `--sdperf-profile=cpu` history, older than any real run, their
     medians alternating +-spread around 1 s; returns the noise the whole history now implies."""
     from sdperf.judging.noise import learn_noise
     from sdperf.storage.history import Place, load, machine_name, series
 
-    place = Place(history, "emulated-cpu", machine_name())
+    place = Place(history, CPU_KEY, machine_name())
     for night in range(nights):
         median = 1.0 + (spread if night % 2 else -spread)
-        entry = {"run": f"2000010{night}T000000Z-1-seeded", "case": case, "storage_key": "emulated-cpu",
+        entry = {"run": f"2000010{night}T000000Z-1-seeded", "case": case, "storage_key": CPU_KEY,
                  "machine": machine_name(), "median_s": median, "latencies_s": [median], "finished": "2000-01-01",
                  "recipe": "testonly_slowdown", "model": "tiny-sd15", "model_sha256": "seeded", "workload": {},
                  "environment": {"lock_sha256": "seeded", "sdperf_commit": "seeded"}, "status": "passed"}
         place.append(entry)
-    return learn_noise(series(load(history, "emulated-cpu").entries, case), prior=0.15)
+    return learn_noise(series(load(history, CPU_KEY).entries, case), prior=0.15)
 
 
 def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
@@ -47,7 +48,7 @@ def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
     # Baselines stay pytest-benchmark storage: its own command lists and compares them.
     listing = subprocess.run(
         [str(Path(sys.executable).with_name("pytest-benchmark")), "--storage",
-         f"file://{latency_suite.path / 'baselines' / 'emulated-cpu'}", "compare", "--columns=median"],
+         f"file://{latency_suite.path / 'baselines' / CPU_KEY}", "compare", "--columns=median"],
         capture_output=True, text=True, check=True,
     )
     assert "test_latency[cpu-testonly_slowdown]" in listing.stdout
@@ -56,7 +57,7 @@ def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     again = latency_suite.runpytest(*case, "--benchmark-compare")
     again.assert_outcomes(passed=1)
-    again.stdout.fnmatch_lines(["compared with */baselines/emulated-cpu/*/0001_baseline.json"])
+    again.stdout.fnmatch_lines([f"compared with */baselines/{CPU_KEY}/*/0001_baseline.json"])
     assert "machine_info is different" not in again.stdout.str() + again.stderr.str()
     rerun = json.loads(saved_runs(latency_suite.path)[-1].read_text())
     latency = rerun["benchmarks"][0]["extra_info"]["verdicts"]["baseline"]["latency"]
@@ -97,7 +98,7 @@ def test_an_aa_rerun_passes_and_a_forced_regression_fails_with_a_summary_line(
 
 
 def test_a_broken_baseline_stops_the_run_naming_the_file(latency_suite: pytest.Pytester) -> None:
-    broken = latency_suite.path / "baselines" / "emulated-cpu" / "Linux-CPython-3.11-64bit" / "0001_baseline.json"
+    broken = latency_suite.path / "baselines" / CPU_KEY / "Linux-CPython-3.11-64bit" / "0001_baseline.json"
     broken.parent.mkdir(parents=True)
     broken.write_text('{"machine_info": {"cpu": ')
     result = latency_suite.runpytest(*EMULATED, "--benchmark-compare")
@@ -108,7 +109,7 @@ def test_a_broken_baseline_stops_the_run_naming_the_file(latency_suite: pytest.P
 def test_compare_fail_without_a_baseline_says_how_to_make_one(latency_suite: pytest.Pytester) -> None:
     result = latency_suite.runpytest(*EMULATED, "--benchmark-compare", "--benchmark-compare-fail=mean:5%")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*no baseline for emulated-cpu in */baselines/emulated-cpu*sdperf promote RUN.json*"])
+    result.stderr.fnmatch_lines([f"*no baseline for {CPU_KEY} in */baselines/{CPU_KEY}*--benchmark-autosave*sdperf promote RUN.json*"])
 
 
 OVER_BUDGET = """

@@ -220,12 +220,12 @@ def _profile_from_table(name: str, table: Mapping[str, Any], where: str) -> Prof
 
 
 def _check_recipes(name: str, table: Mapping[str, Any], where: str) -> None:
-    from sdperf.config.recipes import REGISTRY
+    from sdperf.config.recipes import REGISTRY, user_recipe_names
 
     for recipe_name in [*table.get("recipes", ()), table.get("control", "fp32")]:
         recipe = REGISTRY.get(recipe_name)
         if recipe is None:
-            raise ProfileError(f"{where}: recipe {recipe_name!r} is unknown; known: {', '.join(sorted(REGISTRY))}")
+            raise ProfileError(f"{where}: recipe {recipe_name!r} is unknown; known: {', '.join(user_recipe_names())}")
         if name not in recipe.profiles:
             raise ProfileError(
                 f"{where}: recipe {recipe_name!r} is not made for profile {name} (it is for {', '.join(recipe.profiles)})"

@@ -365,8 +365,13 @@ REGISTRY: dict[str, Recipe] = {
 }
 
 
+def user_recipe_names() -> list[str]:
+    """The recipes a user picks from: test-only ones run when named, but are never offered."""
+    return sorted(name for name in REGISTRY if not name.startswith("testonly_"))
+
+
 def get_recipe(name: str, source: str) -> Recipe:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ValueError(f"{source}: recipe {name!r} is unknown; known: {', '.join(sorted(REGISTRY))}") from None
+        raise ValueError(f"{source}: recipe {name!r} is unknown; known: {', '.join(user_recipe_names())}") from None

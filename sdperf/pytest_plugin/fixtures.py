@@ -74,6 +74,13 @@ def _skip_reason(session: SdperfSession, case: Case, check_host: bool, kind: str
     settings = session.settings
     profiles, host = session.host_profiles() if check_host else ((case.profile,), "")
     if case.profile not in profiles:
+        if settings.emulate:
+            native = case.profile in session.host().matches
+            return (
+                f"this run emulates {settings.emulate} (--sdperf-profile {settings.emulate}) and runs only its cases; "
+                + (f"run without --sdperf-profile for this host's own {case.profile} cases" if native
+                   else f"emulate {case.profile} with --sdperf-profile {case.profile}")
+            )
         return (
             f"profile {case.profile} does not run here ({host}); "
             f"run on such a machine, or emulate it with --sdperf-profile {case.profile}"

@@ -122,7 +122,8 @@ def _compare_with_baseline(session: SdperfSession) -> None:
         if baseline is None:
             note = (
                 f"no baseline for {key} in {baseline_folder(config.rootpath, key)}: nothing compared; "
-                "promote a valid run with `sdperf promote RUN.json`"
+                "save a run with --benchmark-autosave, then make it the baseline with `sdperf promote RUN.json` "
+                "(the saved run's path is printed after its table)"
             )
             if adapter.compare_fail_given(config):
                 raise pytest.UsageError(f"--benchmark-compare-fail: {note}")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sdperf.config.profiles import DEFAULT_PROFILES_FILE, Profile, ProfileError, check_profile_name, load_profiles
-from sdperf.config.recipes import REGISTRY
+from sdperf.config.recipes import REGISTRY, user_recipe_names
 from sdperf.models.store import ModelSpec, parse_model_option
 
 # (option suffix, help, ini type); ini key is "sdperf_" + suffix with underscores.
@@ -74,6 +74,9 @@ def _raw(config: pytest.Config, suffix: str) -> tuple[Any, str]:
         return value, f"--sdperf-{suffix}"
     value = config.getini(dest)
     if value not in (None, ""):
+        overridden = any(item.split("=", 1)[0].strip() == dest for item in (config.option.override_ini or ()))
+        if overridden:
+            return value, f"-o {dest}"
         source = config.inipath.name if config.inipath else "ini file"
         return value, f"ini key {dest} in {source}"
     return None, ""
@@ -146,7 +149,7 @@ class Settings:
             if unknown:
                 raise pytest.UsageError(
                     f"{recipes_source}: recipe(s) {', '.join(map(repr, unknown))} unknown; "
-                    f"known: {', '.join(sorted(REGISTRY))}"
+                    f"known: {', '.join(user_recipe_names())}"
                 )
 
         run_override: dict[str, Any] = {}

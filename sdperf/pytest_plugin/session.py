@@ -113,7 +113,9 @@ class SdperfSession:
 
     def storage_key(self) -> str:
         """Folder name that keeps runs of different hardware, and emulated runs, apart."""
-        key = f"emulated-{self.settings.emulate}" if self.settings.emulate else self.host().primary
+        emulate, primary = self.settings.emulate, self.host().primary
+        # Running the host's own profile by option is not emulation: its runs meet `make bench`'s.
+        key = f"emulated-{emulate}" if emulate and emulate != primary else primary
         # An A/B run's timings are B's beside A's: kept apart from the suite's own runs.
         return f"ab-{key}" if self.settings.ab else key
 
@@ -177,7 +179,9 @@ class SdperfSession:
 
     def run_note(self) -> str | None:
         """What the run was compared with: the baseline note, and an A/B run's two sides."""
-        notes = [self.compare_note]
+        # With nothing run (say `-m pi5` on another host), the host's own baseline is beside the point.
+        ran = any(result.status != Status.SKIPPED for result in self.results)
+        notes = [self.compare_note if ran else None]
         sides = self._ab
         if sides is not None and not isinstance(sides, Exception):
             changes = ", ".join(sides.changes) or "nothing (identical package sets)"
