@@ -47,6 +47,10 @@ def test_results_table_and_pytest_benchmark_compare_read_the_saved_run(cpu_run: 
     assert set(extra["phase_means_s"]) == {"text_encoding_s", "denoise_s", "vae_decode_s", "other_s"}
     assert extra["peak_rss_bytes"] > 0 and len(extra["image_sha256"]) == 1
     assert extra["load"]["audit"]["torch_threads"] >= 1
+    # The case parameter is saved as its id: pytest-benchmark's CSV and compare columns read it.
+    assert next(b for b in saved["benchmarks"] if b["name"] == "test_latency[cpu-fp32]")["params"] == {
+        "sdperf_case": "cpu-fp32"
+    }
     # Rounds spread over two fresh workers, each warmed up first; every image's hash kept.
     case = cpu_run.cases()["cpu-fp32"]
     assert [r["worker"] for r in case["rounds"]] == [0, 1] and case["workers_started"] == 2
@@ -62,6 +66,12 @@ def test_after_the_table_the_run_says_where_it_went_and_what_to_run_next(cpu_run
         f"next: sdperf promote {shown}   # make this run the cpu baseline (baselines/cpu/)",
         "      pytest -m cpu --benchmark-compare   # judge a later run against that baseline",
     ])
+    # pytest-benchmark's own commands find the profile's runs as the README says: --storage .benchmarks/<profile>.
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("pytest-benchmark")), "--storage", ".benchmarks/cpu", "list"],
+        cwd=cpu_run.folder, capture_output=True, text=True, timeout=120,
+    )
+    assert listed.returncode == 0 and autosaved.name in listed.stdout, listed.stdout + listed.stderr
     # Correctness ran in this run: nothing to advise there; the other profiles' cases said why they skipped.
     assert "determinism or fidelity'" not in cpu_run.stdout
     assert "| cpu-fp32 | tiny-sd15 | ✅ passed |" in (cpu_run.folder / "summary.md").read_text()

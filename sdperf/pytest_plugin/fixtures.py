@@ -45,12 +45,19 @@ def build_cases(session: SdperfSession) -> list[Case]:
     return cases
 
 
+# Case id -> case, for the cases parametrised in this run.
+CASES_KEY = pytest.StashKey[dict]()
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "sdperf_case" not in metafunc.fixturenames:
         return
     cases = build_cases(session_of(metafunc.config))
-    params = [pytest.param(case, id=case.id, marks=getattr(pytest.mark, case.profile)) for case in cases]
-    metafunc.parametrize("sdperf_case", params)
+    known = metafunc.config.stash.setdefault(CASES_KEY, {})
+    known.update((case.id, case) for case in cases)
+    # The parameter is the case's id: pytest-benchmark saves it (params, CSV) as readable text.
+    params = [pytest.param(case.id, id=case.id, marks=getattr(pytest.mark, case.profile)) for case in cases]
+    metafunc.parametrize("sdperf_case", params, indirect=True)
 
 
 def say_live(config: pytest.Config):
@@ -164,7 +171,7 @@ def _case_bench(request: pytest.FixtureRequest, case: Case, kind: str, check_hos
 @pytest.fixture
 def sdperf_case(request: pytest.FixtureRequest) -> Case:
     """The benchmark case of this test item (profile, recipe, model, workload, run size)."""
-    return request.param
+    return request.config.stash[CASES_KEY][request.param]
 
 
 @pytest.fixture
