@@ -263,3 +263,11 @@ def test_the_vram_cap_reaches_cuda_workers_only() -> None:
     case = make_case(PROFILES["cuda_lowvram"], REGISTRY["cuda_fp16"], ModelSpec("tiny-sd3"), {},
                      extra_env=settings.worker_env("cuda"))
     assert case.worker_environment({})["SDPERF_VRAM_CAP_MIB"] == "6144"
+
+
+def test_first_call_cost_is_called_compilation_only_where_the_recipe_compiles() -> None:
+    from sdperf.config.recipes import REGISTRY
+
+    compiling = {name for name, recipe in REGISTRY.items() if recipe.compiles}
+    assert {"torch_compile", "openvino", "openvino_static"} <= compiling
+    assert not compiling & {"fp32", "bf16", "omp1", "jemalloc", "threads_unset"}

@@ -63,6 +63,19 @@ def test_table_shows_figures_failures_and_differing_images() -> None:
     assert "pi5-fp32 failed: worker was killed by signal SIGKILL (9)" in lines
 
 
+def test_table_fits_a_terminal_leaving_out_detail_columns_and_saying_which() -> None:
+    round_ = {"text_encoding_s": 0.01, "denoise_s": 0.5, "vae_decode_s": 0.02, "other_s": 0.0,
+              "step_s": [0.025] * 20, "peak_rss_bytes": 400 * 2**20, "image_sha256": "a" * 64}
+    passed = _result(status="passed", rounds=[round_, round_], parent_latencies_s=[0.5, 0.7], load={"load_s": 1.5})
+    wide = results_table([passed])
+    assert max(map(len, wide)) > 120 and not any(line.startswith("columns left out") for line in wide)
+    narrow = results_table([passed], width=100)
+    header, rule, row, note = narrow[:4]
+    assert max(len(header), len(rule), len(row)) <= 100
+    assert header.split()[:2] == ["case", "status"] and "vs" in header and "median" in header
+    assert note.startswith("columns left out to fit 100 characters: ") and "mean s" in note and "first s" in note
+
+
 def test_verdicts_and_published_figures_reach_the_table_and_the_markdown() -> None:
     from sdperf.judging.statistics import compare_samples
 

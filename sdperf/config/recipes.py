@@ -66,6 +66,11 @@ class Recipe:
     min_psnr_db: float | None = None
     fidelity_evidence: str = ""
 
+    @property
+    def compiles(self) -> bool:
+        """The first call compiles (OpenVINO, torch.compile): its extra time is compilation."""
+        return self.loader != "diffusers" or "torch_compile" in self.transforms
+
     def __post_init__(self) -> None:
         if self.fidelity not in FIDELITY_CLASSES:
             raise ValueError(f"recipe {self.name!r}: fidelity {self.fidelity!r} is not one of {FIDELITY_CLASSES}")

@@ -200,7 +200,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     note = session.run_note()
     if note:
         terminalreporter.write_line(note)
-    for line in results_table(session.results, session.controls()):
+    # On a terminal the table fits its width; a log (CI, a file) keeps every column.
+    width = config.get_terminal_writer().fullwidth if terminalreporter.isatty() else None
+    for line in results_table(session.results, session.controls(), width=width):
         terminalreporter.write_line(line)
     # pytest-benchmark has saved by now (in its session finish, before this summary).
     saved = adapter.saved_runs(config)

@@ -185,16 +185,43 @@ def detail_lines(results: Iterable[CaseResult], same_run: Mapping[str, CaseResul
     return lines
 
 
-def results_table(results: Iterable[CaseResult], controls: Mapping[str, str] | None = None) -> list[str]:
+# Left out first when the table must fit a terminal: the detail of a row, never its judgement.
+# (The Markdown summary and the saved JSON keep every column.)
+_DROPPABLE = ("mean s", "text s", "vae s", "load s", "first s", "rounds", "model", "s/step", "peak RSS MiB", "image")
+
+
+def results_table(results: Iterable[CaseResult], controls: Mapping[str, str] | None = None,
+                  width: int | None = None) -> list[str]:
     """Aligned text lines: one row per timed case, then `detail_lines`. `controls` (profile ->
-    control recipe) fills "vs control" from the same run where nothing was interleaved."""
+    control recipe) fills "vs control" from the same run where nothing was interleaved. With
+    `width`, columns of `_DROPPABLE` are left out, in that order, until the table fits (a line says which)."""
     everything = list(results)
     timed = _timed(everything)
     same_run = same_run_controls(everything, controls)
     lines = []
     if timed:
         rows = [[*_COLUMNS[:-1], control_header(timed)]] + [_row(r, same_run) for r in timed]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-        lines.insert(1, "  ".join("-" * width for width in widths))
+        kept = _fit(rows, width)
+        rows = [[row[i] for i in kept] for row in rows]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(kept))]
+        lines = ["  ".join(cell.ljust(size) for cell, size in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * size for size in widths))
+        left_out = [_COLUMNS[i] for i in range(len(_COLUMNS)) if i not in kept]
+        if left_out:
+            lines.append(f"columns left out to fit {width} characters: {', '.join(left_out)} "
+                         "(a wider terminal, --sdperf-markdown and the saved JSON have them)")
     return lines + detail_lines(everything, same_run)
+
+
+def _fit(rows: list[list[str]], width: int | None) -> list[int]:
+    """Indexes of the columns to show within `width` characters."""
+    kept = list(range(len(_COLUMNS)))
+
+    def total() -> int:
+        return sum(max(len(row[i]) for row in rows) for i in kept) + 2 * (len(kept) - 1)
+
+    for name in _DROPPABLE:
+        if width is None or total() <= width:
+            break
+        kept.remove(_COLUMNS.index(name))
+    return kept
