@@ -109,6 +109,8 @@ def test_emulated_runs_are_stored_apart_from_real_ones(pi5_emulated_run: SuiteRu
     emulated_runs = [json.loads(p.read_text()) for p in (pi5_emulated_run.folder / ".benchmarks").rglob("*.json")]
     real_runs = [json.loads(p.read_text()) for p in (cpu_run.folder / ".benchmarks").rglob("*.json")]
     assert {p.parts[-3] for p in (pi5_emulated_run.folder / ".benchmarks").rglob("*.json")} == {"emulated-pi5"}
+    # Its images were kept only while the checks needed them: no empty folder stays behind.
+    assert not (pi5_emulated_run.folder / ".benchmarks" / "emulated-pi5" / "images").exists()
     assert {p.parts[-3] for p in (cpu_run.folder / ".benchmarks").rglob("*.json")} == {"cpu"}
     assert {b["name"] for run in emulated_runs for b in run["benchmarks"]} >= {"test_latency[pi5-fp32]"}
     assert all(b["name"].startswith("test_latency[pi5-") for run in emulated_runs for b in run["benchmarks"])

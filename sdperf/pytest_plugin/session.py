@@ -53,6 +53,7 @@ class SdperfSession:
     _host: Any = None
     _facts: Any = None
     _images: Path | None = None
+    _images_base_made: bool = False
     _ab: Any = None  # sdperf.execution.ab_sides.Sides, or the LockError that stopped them
     _run_images: Any = None
     history: Any = None  # sdperf.pytest_plugin.history_recorder.HistoryRecorder, unless --sdperf-history=off
@@ -155,6 +156,7 @@ class SdperfSession:
             base = self.settings.save_images or self.config.rootpath / ".benchmarks" / self.storage_key() / "images"
             stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
             self._images = base / f"{stamp}-{self.storage_key()}"
+            self._images_base_made = not base.exists()
             self._images.mkdir(parents=True, exist_ok=True)
         return self._images
 
@@ -172,6 +174,10 @@ class SdperfSession:
             self._run_images.discard()
         if self._images is not None and self._images.is_dir() and not any(self._images.iterdir()):
             self._images.rmdir()
+            # The folder above it too, when this run made it and nothing else is in it.
+            base = self._images.parent
+            if self._images_base_made and not any(base.iterdir()):
+                base.rmdir()
 
     def controls(self) -> dict[str, str]:
         """Profile -> its control recipe (what "vs control" means in the table)."""
