@@ -271,3 +271,25 @@ def test_first_call_cost_is_called_compilation_only_where_the_recipe_compiles() 
     compiling = {name for name, recipe in REGISTRY.items() if recipe.compiles}
     assert {"torch_compile", "openvino", "openvino_static"} <= compiling
     assert not compiling & {"fp32", "bf16", "omp1", "jemalloc", "threads_unset"}
+
+
+# threadpoolctl as the aarch64 torch wheel reports it (seen on a Pi): torch's own pthreads OpenBLAS
+# in torch.libs/, its OpenMP runtime, and numpy's bundled OpenBLAS beside them.
+AARCH64_POOLS = [
+    {"internal_api": "openmp", "num_threads": 2, "filepath": "/venv/torch.libs/libgomp-947d5fa1.so.1.0.0"},
+    {"internal_api": "openblas", "num_threads": 1, "threading_layer": "pthreads", "architecture": "neoversen1",
+     "filepath": "/venv/torch.libs/libopenblasp-r0-2eadb500.3.29.so"},
+    {"internal_api": "openblas", "num_threads": 1, "threading_layer": "pthreads", "architecture": "neoversen1",
+     "filepath": "/venv/numpy.libs/libscipy_openblas64_-6bb31eeb.so"},
+]
+
+
+def test_thread_recipe_proof_checks_torchs_own_openblas_on_aarch64() -> None:
+    case = case_of("omp4_openblas1", profile="pi5", cores=4)
+    environment = {"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "1"}
+    pools = [{**AARCH64_POOLS[0], "num_threads": 4}, *AARCH64_POOLS[1:]]
+    assert problems(case.expect, audit(threadpools=pools, environment=environment, torch_threads=4)) == []
+    pools[1] = {**pools[1], "num_threads": 4}  # torch's own OpenBLAS ignoring OPENBLAS_NUM_THREADS
+    found = problems(case.expect, audit(threadpools=pools, environment=environment, torch_threads=4))
+    assert found == ["OPENBLAS_NUM_THREADS=1 but the openblas pool of "
+                     "/venv/torch.libs/libopenblasp-r0-2eadb500.3.29.so runs 4 threads"]

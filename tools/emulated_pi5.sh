@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# An emulated Raspberry Pi 5: Debian bookworm arm64 (Raspberry Pi OS is Debian arm64 with
+# Python 3.11) run under qemu-user-static, laid out so that the suite *detects* a Pi 5, then the
+# README's set-up and `pytest -m pi5 --benchmark-compare` inside it, on torch's own aarch64 wheel
+# (OpenBLAS, not MKL). What it shows: that set-up, every pi5 recipe, the thread audit and
+# `sdperf doctor` work on Arm. What it cannot: emulated speed says nothing about a Pi's speed.
+#
+# Needs: root (debootstrap, chroot, mounts); Debian's debootstrap and qemu-user-static (installed
+# with apt-get when missing); binfmt_misc (mounted when missing); Debian's and PyPI's servers;
+# about 8 GB of disk. Idempotent and cached: the root file system, and the virtual environment
+# inside it, are built once (a changed pyproject.toml or constraints.txt re-installs, as `make` does).
+#
+# usage: sudo tools/emulated_pi5.sh [pytest options for the pi5 run, e.g. -k fp32 --sdperf-rounds=1]
+# Environment: SDPERF_PI5_ROOTFS (default /var/cache/sdperf/pi5-bookworm-arm64),
+#              SDPERF_DEBIAN_MIRROR (default http://deb.debian.org/debian)
+set -euo pipefail
+
+ROOTFS=${SDPERF_PI5_ROOTFS:-/var/cache/sdperf/pi5-bookworm-arm64}
+MIRROR=${SDPERF_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+INSIDE=/opt/sdperf                 # the checkout, inside the root file system
+RESULTS=/opt/sdperf-results        # what the run leaves, inside the root file system
+STARTED=$(date +%s)
+
+say() { printf 'emulated-pi5: %s\n' "$*"; }
+die() { say "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot and mounts): sudo $0 $*"
+[ "$(uname -m)" = x86_64 ] || say "this host is $(uname -m), not x86_64: going on, qemu may not be needed"
+
+# ------------------------------------------------------------------ host tools
+missing=""
+command -v debootstrap >/dev/null || missing="$missing debootstrap"
+[ -e /usr/bin/qemu-aarch64-static ] || missing="$missing qemu-user-static"
+if [ -n "$missing" ]; then
+    say "installing Debian packages:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
+# ------------------------------------------------------------------ binfmt_misc: run arm64 binaries
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    say "mounting binfmt_misc"
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+    # Debian's own registration line; F (fix binary): the interpreter is opened now, so it also
+    # runs inside the chroot, where the host's /usr/libexec path does not exist.
+    line=$(grep -h '^:qemu-aarch64:' /usr/lib/binfmt.d/qemu-aarch64.conf 2>/dev/null || true)
+    [ -n "$line" ] || die "no qemu-aarch64 registration in /usr/lib/binfmt.d/qemu-aarch64.conf (package qemu-user-static)"
+    case "${line##*:}" in *F*) ;; *) line="${line}F" ;; esac
+    say "registering qemu-aarch64 with binfmt_misc"
+    printf '%s' "$line" > /proc/sys/fs/binfmt_misc/register
+fi
+
+# ------------------------------------------------------------------ the root file system (cached)
+if [ ! -e "$ROOTFS/.sdperf-rootfs-ready" ]; then
+    say "building Debian bookworm arm64 in $ROOTFS (debootstrap from $MIRROR)"
+    rm -rf "$ROOTFS" && mkdir -p "$ROOTFS"
+    debootstrap --arch=arm64 --variant=minbase --foreign \
+        --include=python3,python3-venv,make,ca-certificates,procps,git \
+        bookworm "$ROOTFS" "$MIRROR" >/dev/null
+    cp /usr/bin/qemu-aarch64-static "$ROOTFS/usr/bin/"
+    chroot "$ROOTFS" /debootstrap/debootstrap --second-stage >/dev/null
+    echo "deb $MIRROR bookworm main" > "$ROOTFS/etc/apt/sources.list"
+    touch "$ROOTFS/.sdperf-rootfs-ready"
+else
+    say "root file system cached: $ROOTFS"
+fi
+
+# ------------------------------------------------------------------ a Raspberry Pi 5, as the suite reads it
+# /proc/cpuinfo with a Pi 5's Revision code (d04170: Pi 5, 8 GB), laid over the real one; the
+# device tree goes where the kernel keeps it (/sys/firmware/devicetree/base). The x86 kernel has
+# no /proc/device-tree link, and procfs takes no new entries, so detection goes by the revision
+# code: the path a Pi without a mounted device tree takes. The fake files are the detection tests'.
+FAKE=$(mktemp -d)
+python3 - "$FAKE" <<'EOF'
+import sys
+from pathlib import Path
+
+fake = Path(sys.argv[1])
+blocks = [
+    f"processor\t: {n}\nBogoMIPS\t: 108.00\n"
+    "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n"
+    "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n"
+    for n in range(4)
+]
+tail = "Hardware\t: BCM2835\nRevision\t: d04170\nSerial\t\t: 00000000deadbeef\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n"
+(fake / "cpuinfo").write_text("\n".join(blocks) + "\n" + tail)
+tree = fake / "devicetree" / "base"
+tree.mkdir(parents=True)
+(tree / "compatible").write_bytes(b"raspberrypi,5-model-b\0brcm,bcm2712\0")
+(tree / "model").write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\0")
+EOF
+
+MOUNTS=()
+mount_in() {  # mount_in ARGS... TARGET (inside ROOTFS); unmounted in reverse order on exit
+    local target="$ROOTFS${*: -1}"
+    mkdir -p "$target" 2>/dev/null || true
+    mount "${@:1:$#-1}" "$target"
+    MOUNTS=("$target" "${MOUNTS[@]}")
+}
+cleanup() {
+    for target in "${MOUNTS[@]}"; do umount -l "$target" 2>/dev/null || true; done
+    rm -rf "$FAKE"
+}
+trap cleanup EXIT
+
+mount_in -t proc proc /proc
+mount_in -t sysfs sysfs /sys
+mount_in --bind /dev /dev
+mount_in -t devpts devpts /dev/pts
+mount_in --bind "$FAKE/cpuinfo" /proc/cpuinfo
+mount_in -t tmpfs tmpfs /sys/firmware
+mkdir -p "$ROOTFS/sys/firmware/devicetree"
+cp -r "$FAKE/devicetree/base" "$ROOTFS/sys/firmware/devicetree/"
+cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+
+# ------------------------------------------------------------------ the checkout, copied in
+say "copying the checkout ($(git -C "$REPO" rev-parse --short HEAD)) to $ROOTFS$INSIDE"
+mkdir -p "$ROOTFS$INSIDE" "$ROOTFS$RESULTS"
+# Tracked and untracked-but-not-ignored files, mtimes kept: make re-installs only what changed.
+git -C "$REPO" ls-files --cached --others --exclude-standard -z \
+    | (cd "$REPO" && tar --null -T - -cf -) | tar -xf - -C "$ROOTFS$INSIDE"
+
+inside() { chroot "$ROOTFS" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+    SDPERF_HISTORY=$RESULTS/history bash -c "cd $INSIDE && $1"; }
+
+say "inside: $(inside 'uname -m; python3 --version' | tr '\n' ' ')"
+
+# ------------------------------------------------------------------ the README's set-up, then the Pi run
+step() { local t0; t0=$(date +%s); say "step: $1"; inside "$2"; say "step done in $(( $(date +%s) - t0 )) s: $1"; }
+
+step "set-up (make setup: the virtual environment, the pinned stack, Debian libraries)" "make setup"
+say "inside: detected as: $(inside ".venv/bin/python -c 'from pathlib import Path; from sdperf.host.detection import detect_host; h = detect_host(Path(\"/\")); print(h.primary, \"-\", h.reasons[h.primary])'")"
+step "sdperf doctor (the detected profile)" ".venv/bin/sdperf doctor > $RESULTS/doctor.txt 2>&1; echo \"doctor exit \$?\" >> $RESULTS/doctor.txt; cat $RESULTS/doctor.txt"
+status=0
+step "pytest -m pi5 --benchmark-compare $*" \
+    ".venv/bin/python -m pytest -m pi5 --benchmark-compare --benchmark-json=$RESULTS/pi5.json -rs -p no:cacheprovider $* \
+     2>&1 | tee $RESULTS/pytest.txt; exit \${PIPESTATUS[0]}" || status=$?
+
+# What each thread recipe's worker ran with: threadpoolctl's pools, OpenBLAS's threading layer.
+inside ".venv/bin/python - $RESULTS/pi5.json" <<'EOF' | tee "$ROOTFS$RESULTS/pools.txt" || true
+import json, sys
+
+run = json.load(open(sys.argv[1]))
+for case in run["sdperf"]["cases"]:
+    audit = (case.get("load") or {}).get("audit")
+    if case.get("kind") != "latency" or not audit:
+        continue
+    env = audit.get("environment") or {}
+    threads = " ".join(f"{k}={env.get(k)}" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"))
+    print(f"{case['case_id']} ({threads}; torch {audit.get('torch_threads')} threads; BLAS {audit.get('torch_blas')})")
+    for pool in audit.get("threadpools") or []:
+        print(f"    {pool.get('internal_api')} {pool.get('num_threads')} threads, "
+              f"threading layer {pool.get('threading_layer', '-')}, {pool.get('filepath')}")
+EOF
+
+say "pytest exit status $status; wall time $(( $(date +%s) - STARTED )) s"
+say "results: $ROOTFS$RESULTS (pytest.txt, pi5.json, doctor.txt, pools.txt, history/)"
+exit $status
