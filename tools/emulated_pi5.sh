@@ -115,6 +115,13 @@ mount_in -t tmpfs tmpfs /sys/firmware
 mkdir -p "$ROOTFS/sys/firmware/devicetree"
 cp -r "$FAKE/devicetree/base" "$ROOTFS/sys/firmware/devicetree/"
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+# The board trusts what this host trusts (a network behind a TLS-inspecting proxy has its own CA
+# in /usr/local/share/ca-certificates); pip inside is told to use the system store, not certifi's.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    mkdir -p "$ROOTFS/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
+    chroot "$ROOTFS" update-ca-certificates >/dev/null 2>&1 || say "could not update the certificates inside"
+fi
 
 # ------------------------------------------------------------------ the checkout, copied in
 say "copying the checkout ($(git -C "$REPO" rev-parse --short HEAD)) to $ROOTFS$INSIDE"
@@ -123,7 +130,9 @@ mkdir -p "$ROOTFS$INSIDE" "$ROOTFS$RESULTS"
 git -C "$REPO" ls-files --cached --others --exclude-standard -z \
     | (cd "$REPO" && tar --null -T - -cf -) | tar -xf - -C "$ROOTFS$INSIDE"
 
+TRUST=/etc/ssl/certs/ca-certificates.crt
 inside() { chroot "$ROOTFS" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+    PIP_CERT=$TRUST SSL_CERT_FILE=$TRUST REQUESTS_CA_BUNDLE=$TRUST \
     SDPERF_HISTORY=$RESULTS/history bash -c "cd $INSIDE && $1"; }
 
 say "inside: $(inside 'uname -m; python3 --version' | tr '\n' ' ')"
