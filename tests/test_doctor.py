@@ -14,7 +14,17 @@ from sdperf.host.capabilities import HostFacts
 from sdperf.host.cpu import CpuInfo
 from sdperf.host.detection import HostInfo, match_profiles
 from sdperf.host.devices import GpuInfo
-from sdperf.host.doctor import CHECKS, LEVELS, Finding, WorkerRun, diagnose, exit_code, format_findings, torch_blas
+from sdperf.host.doctor import (
+    CHECKS,
+    LEVELS,
+    Finding,
+    WorkerRun,
+    describe_torch_blas,
+    diagnose,
+    exit_code,
+    format_findings,
+    torch_blas,
+)
 from sdperf.host.pi import PiInfo, ThrottleState
 from sdperf.host.sensors import ThermalState
 
@@ -242,6 +252,30 @@ def test_torch_blas_tells_torch_own_from_other_packages_copies() -> None:
               "threadpools": [_openblas(NUMPY_OPENBLAS, 4), _openblas(system, 4)]}
     assert torch_blas(distro).pool["filepath"] == system
     assert torch_blas({"threadpools": [_openblas(NUMPY_OPENBLAS, 4)]}) == torch_blas(None)
+
+
+# What torch 2.13's aarch64 wheel reported inside tools/emulated_pi5.sh (threads unset): NVPL as
+# its BLAS, no OpenBLAS of its own; numpy's and scipy's OpenBLAS and scikit-learn's libgomp beside.
+EMULATED_SITE = "/opt/sdperf/.venv/lib/python3.11/site-packages"
+TORCH_2_13_AARCH64 = {
+    "torch_threads": 2,
+    "environment": {},
+    "torch_blas": {"blas_info": "nvpl", "mkl": False, "package_dir": f"{EMULATED_SITE}/torch"},
+    "threadpools": [
+        {"user_api": "openmp", "internal_api": "openmp", "num_threads": 2,
+         "filepath": f"{EMULATED_SITE}/scikit_learn.libs/libgomp-a49a47f9.so.1.0.0"},
+        {"user_api": "openmp", "internal_api": "openmp", "num_threads": 2, "filepath": f"{EMULATED_SITE}/torch/lib/libgomp.so.1"},
+        _openblas(f"{EMULATED_SITE}/scipy.libs/libscipy_openblas-c5a9b014.so", 2),
+        _openblas(f"{EMULATED_SITE}/numpy.libs/libscipy_openblas64_-7220728c.so", 2),
+    ],
+}
+
+
+def test_torch_on_nvpl_has_no_openblas_hazard_and_is_named() -> None:
+    blas = torch_blas(TORCH_2_13_AARCH64)
+    assert blas.kind == "nvpl" and blas.pool is None
+    assert describe_torch_blas(blas).startswith("NVIDIA Performance Libraries (its build's BLAS_INFO=nvpl")
+    assert "openblas-openmp-oversubscription" not in codes(run(make_host("pi5"), TORCH_2_13_AARCH64, GOOD_ENV))
 
 
 # ------------------------------------- one worker per thread setting of the recipes

@@ -144,7 +144,8 @@ def expectations(
     if capped:
         expect["capped"] = capped
         notes.extend(
-            f"{name}={threads[name]} (profile setting) runs {cpus} threads: this process may use {cpus} CPUs"
+            f"{name}={threads[name]} (profile setting) on {cpus} CPUs: x86 torch runs {cpus} threads, "
+            f"aarch64 torch {threads[name]}"
             for name in sorted(capped)
         )
     unset = sorted(name for name, value in env.items() if name in THREAD_VARIABLES and value is None)

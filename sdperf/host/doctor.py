@@ -211,6 +211,10 @@ def describe_torch_blas(blas: TorchBlas) -> str:
         return "MKL (its build's BLAS_INFO=mkl)"
     if blas.kind == "openblas":
         return f"its own OpenBLAS ({_path(blas.pool)})" if blas.pool else "an OpenBLAS threadpoolctl does not see"
+    if blas.kind == "nvpl":
+        # torch 2.13's aarch64 wheel (seen under tools/emulated_pi5.sh): no OpenBLAS of its own.
+        return ("NVIDIA Performance Libraries (its build's BLAS_INFO=nvpl: OpenMP-threaded, so it follows "
+                "OMP_NUM_THREADS; threadpoolctl lists no pool of it)")
     return "a BLAS the worker's report does not name" if blas.kind == "unknown" else f"BLAS_INFO={blas.kind}"
 
 
