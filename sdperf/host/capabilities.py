@@ -127,6 +127,7 @@ def unmet(recipe: Recipe, threads: Mapping[str, int], facts: HostFacts) -> str |
         if count > facts.cpus:
             return (
                 f"recipe {name} sets {variable}={count}, but this process may use only {facts.cpus} CPUs: "
-                "torch and BLAS cap their pools at the CPUs they find, so the setting cannot take effect here"
+                "x86 torch and BLAS cap their pools there, aarch64 torch oversubscribes them; either way it "
+                "would not measure what the recipe means"
             )
     return None
