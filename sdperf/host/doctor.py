@@ -187,7 +187,8 @@ def _python_package_of(path: str) -> str | None:
 def torch_blas(audit: Mapping | None) -> TorchBlas:
     """Which BLAS torch itself calls, from the worker's report.
 
-    x86 wheels use MKL (BLAS_INFO=mkl); aarch64 wheels an OpenBLAS inside torch's own folders.
+    x86 wheels use MKL (BLAS_INFO=mkl); older aarch64 wheels an OpenBLAS inside torch's own
+    folders, torch 2.13's aarch64 wheel NVPL (BLAS_INFO=nvpl).
     numpy and scipy bundle their own OpenBLAS, which torch never calls.
     """
     openblas = [p for p in _pools(audit) if p.get("internal_api") == "openblas"]
