@@ -138,14 +138,20 @@ inside() { chroot "$ROOTFS" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/
 say "inside: $(inside 'uname -m; python3 --version' | tr '\n' ' ')"
 
 # ------------------------------------------------------------------ the README's set-up, then the Pi run
-step() { local t0; t0=$(date +%s); say "step: $1"; inside "$2"; say "step done in $(( $(date +%s) - t0 )) s: $1"; }
+step() {  # step TITLE COMMAND: its exit status is the command's
+    local t0 rc=0; t0=$(date +%s); say "step: $1"
+    inside "$2" || rc=$?
+    say "step done in $(( $(date +%s) - t0 )) s (exit status $rc): $1"
+    return $rc
+}
 
 step "set-up (make setup: the virtual environment, the pinned stack, Debian libraries)" "make setup"
 say "inside: detected as: $(inside ".venv/bin/python -c 'from pathlib import Path; from sdperf.host.detection import detect_host; h = detect_host(Path(\"/\")); print(h.primary, \"-\", h.reasons[h.primary])'")"
 step "sdperf doctor (the detected profile)" ".venv/bin/sdperf doctor > $RESULTS/doctor.txt 2>&1; echo \"doctor exit \$?\" >> $RESULTS/doctor.txt; cat $RESULTS/doctor.txt"
 status=0
-step "pytest -m pi5 --benchmark-compare $*" \
-    ".venv/bin/python -m pytest -m pi5 --benchmark-compare --benchmark-json=$RESULTS/pi5.json -rs -p no:cacheprovider $* \
+EXTRA=$(printf '%q ' "$@")  # the options as given, quoted again for the shell inside
+step "pytest -m pi5 --benchmark-compare $EXTRA" \
+    ".venv/bin/python -m pytest -m pi5 --benchmark-compare --benchmark-json=$RESULTS/pi5.json -rs -p no:cacheprovider $EXTRA \
      2>&1 | tee $RESULTS/pytest.txt; exit \${PIPESTATUS[0]}" || status=$?
 
 # What each thread recipe's worker ran with: threadpoolctl's pools, OpenBLAS's threading layer.
