@@ -119,7 +119,7 @@ def _env_create(args: argparse.Namespace) -> int:
         python = create(args.name)
     except subprocess.CalledProcessError as error:
         print(f"sdperf: creating environment {args.name!r} failed: {' '.join(map(str, error.cmd))} "
-              f"exited with {error.returncode}; fix what pip printed above and run this again", file=sys.stderr)
+              f"exited with {error.returncode}; fix what uv printed above and run this again", file=sys.stderr)
         return 1
     print(f"environment {args.name} ready: {python}")
     return 0

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from sdperf.execution.installer import build_environment
 from sdperf.models.store import cache_root
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout (sdperf/execution/ -> .)
@@ -48,7 +49,7 @@ ENVIRONMENTS = {
         pins=("torch==2.8.0", "intel-extension-for-pytorch==2.8.0"),
         replaces=("torch",),
         download_note=(
-            "torch 2.8.0 on PyPI is the CUDA build: pip downloads it with its nvidia CUDA 12.8 packages and "
+            "torch 2.8.0 on PyPI is the CUDA build: it comes with its nvidia CUDA 12.8 packages and "
             "triton (several GB, once; the environment is cached)"
         ),
     ),
@@ -80,20 +81,10 @@ def lock_without(replaced: tuple[str, ...], lock: Path) -> str:
 
 
 def _build(folder: Path, installs: list[list[str]], record: dict, python: str) -> Path:
-    """A fresh virtual environment in `folder`, each pip argument list installed in turn,
-    checked with `pip check`, then marked usable. Raises CalledProcessError on failure."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    """A fresh environment in `folder` (sdperf.execution.installer), then marked usable.
+    Raises CalledProcessError on failure."""
     (folder / _MARKER).unlink(missing_ok=True)
-    subprocess.run([python, "-m", "venv", "--clear", str(folder)], check=True)
-    env_python = folder / "bin" / "python"
-    for arguments in installs:
-        # --no-compile: byte-compiling every installed file took 70 of 115 s for the full stack
-        # here; a worker compiles what it imports once, while loading (never timed).
-        subprocess.run(
-            [str(env_python), "-m", "pip", "install", "--disable-pip-version-check", "--no-compile", *arguments],
-            check=True,
-        )
-    subprocess.run([str(env_python), "-m", "pip", "check"], check=True)
+    env_python = build_environment(folder, installs, python)
     (folder / _MARKER).write_text(json.dumps(record, indent=2))
     return env_python
 
@@ -142,13 +133,13 @@ def ensure_lock_environment(lock: Path, python: str = sys.executable,
         say(f"sdperf: creating environment {folder} from {lock} (once per lock content; cached)")
         record = {"name": name, "lock": str(lock.resolve()), "lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest()}
         try:
-            # The lock's pins exactly, then this sdperf without letting pip add or change anything.
+            # The lock's pins exactly, then this sdperf without letting uv add or change anything.
             _build(folder, [["-r", str(lock.resolve())], ["--no-deps", "-e", str(ROOT)]], record, python)
         except subprocess.CalledProcessError as error:
             raise LockError(
                 f"creating the environment for lock {str(lock)!r} failed: {' '.join(map(str, error.cmd))} exited with "
                 f"{error.returncode}; the lock must pin every package sdperf needs, resolvable here "
-                "(see pip's output above)"
+                "(see uv's output above)"
             ) from None
     return name
 
