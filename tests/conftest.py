@@ -121,11 +121,12 @@ def run_suite(folder: Path, *arguments: str, files: tuple[str, ...] = ("test_lat
 @pytest.fixture(scope="session")
 def cpu_run(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
     """Every `cpu` recipe this host runs, timed and checked as `make bench` does, on a small run
-    size: two fresh workers per case, each one warm-up and one timed round. Saved three ways
-    (JSON, autosave, Markdown), images kept, goldens the shipped ones, progress on every step."""
+    size: one worker per case (as `make bench`; a worker costs seconds, rotation is shown by
+    `pi5_emulated_run`), one warm-up and two timed rounds. Saved three ways (JSON, autosave,
+    Markdown), images kept, goldens the shipped ones, progress on every step."""
     return run_suite(
         tmp_path_factory.mktemp("cpu-run"),
-        "-m", "cpu", "--sdperf-rounds=2", "--sdperf-warmup=1", "--sdperf-workers=2", "--sdperf-progress=0.01",
+        "-m", "cpu", "--sdperf-rounds=2", "--sdperf-warmup=1", "--sdperf-workers=1", "--sdperf-progress=0.01",
         "--sdperf-save-images=images", "--benchmark-json=run.json", "--benchmark-autosave",
         "--sdperf-markdown=summary.md", f"--sdperf-golden-dir={GOLDENS}", "-rs",
     )
@@ -134,10 +135,11 @@ def cpu_run(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
 @pytest.fixture(scope="session")
 def pi5_emulated_run(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
     """The Pi 5 emulated here (--sdperf-profile, no -m: every other profile's case is collected and
-    skipped with the reason), each recipe timed and checked on one worker's warm-up and round, saved."""
+    skipped with the reason), each recipe timed in two rotated workers, each a warm-up and a round,
+    and checked on those images (determinism across fresh processes), saved."""
     return run_suite(
         tmp_path_factory.mktemp("pi5-run"),
-        "--sdperf-profile=pi5", "--sdperf-rounds=1", "--sdperf-warmup=1", "--sdperf-progress=0",
+        "--sdperf-profile=pi5", "--sdperf-rounds=2", "--sdperf-warmup=1", "--sdperf-workers=2", "--sdperf-progress=0",
         f"--sdperf-golden-dir={GOLDENS}", "--benchmark-json=run.json", "--benchmark-autosave", "-rs",
     )
 

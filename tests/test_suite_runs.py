@@ -51,10 +51,24 @@ def test_results_table_and_pytest_benchmark_compare_read_the_saved_run(cpu_run: 
     assert next(b for b in saved["benchmarks"] if b["name"] == "test_latency[cpu-fp32]")["params"] == {
         "sdperf_case": "cpu-fp32"
     }
-    # Rounds spread over two fresh workers, each warmed up first; every image's hash kept.
     case = cpu_run.cases()["cpu-fp32"]
-    assert [r["worker"] for r in case["rounds"]] == [0, 1] and case["workers_started"] == 2
-    assert [w["worker"] for w in case["warmup_images"]] == [0, 1]
+    assert [r["worker"] for r in case["rounds"]] == [0, 0] and case["workers_started"] == 1
+    assert [w["worker"] for w in case["warmup_images"]] == [0]
+
+
+def test_rounds_rotate_over_fresh_workers_and_determinism_spans_them(pi5_emulated_run: SuiteRun) -> None:
+    cases = pi5_emulated_run.cases()
+    timed = [case for case in cases.values() if case["kind"] == "latency" and case["status"] == "passed"]
+    assert {case["recipe"] for case in timed} >= {"fp32", "omp1"}
+    for case in timed:
+        # Rounds spread over two fresh workers, each warmed up first; every image's hash kept.
+        assert [r["worker"] for r in case["rounds"]] == [0, 1] and case["workers_started"] == 2
+        assert [w["worker"] for w in case["warmup_images"]] == [0, 1]
+        # The determinism check judged those four images, across both processes, drawing none.
+        note = pi5_emulated_run.note(f"{case['case_id']} determinism")
+        assert "4 images in 2 worker(s), all " in note and f"(drawn by the {case['case_id']} benchmark)" in note, note
+    # The checks saw everything the full ones would: nothing to advise.
+    assert "determinism or fidelity'" not in pi5_emulated_run.stdout
 
 
 def test_after_the_table_the_run_says_where_it_went_and_what_to_run_next(cpu_run: SuiteRun) -> None:
@@ -72,8 +86,11 @@ def test_after_the_table_the_run_says_where_it_went_and_what_to_run_next(cpu_run
         cwd=cpu_run.folder, capture_output=True, text=True, timeout=120,
     )
     assert listed.returncode == 0 and autosaved.name in listed.stdout, listed.stdout + listed.stderr
-    # Correctness ran in this run: nothing to advise there; the other profiles' cases said why they skipped.
-    assert "determinism or fidelity'" not in cpu_run.stdout
+    # One worker a case (as `make bench`): the checks could not show a fresh process, and the run says how to.
+    cpu_run.lines().fnmatch_lines([
+        "      pytest -m cpu -k 'determinism or fidelity'   # the full correctness checks: each fixed-seed image "
+        "twice in one worker and again in a fresh one (this run showed less)",
+    ])
     assert "| cpu-fp32 | tiny-sd15 | ✅ passed |" in (cpu_run.folder / "summary.md").read_text()
 
 
