@@ -135,11 +135,10 @@ def cpu_run(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
 @pytest.fixture(scope="session")
 def pi5_emulated_run(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
     """The Pi 5 emulated here (--sdperf-profile, no -m: every other profile's case is collected and
-    skipped with the reason), each recipe timed in two rotated workers, each a warm-up and a round,
-    and checked on those images (determinism across fresh processes), saved."""
+    skipped with the reason), each recipe timed and checked on one worker's warm-up and round, saved."""
     return run_suite(
         tmp_path_factory.mktemp("pi5-run"),
-        "--sdperf-profile=pi5", "--sdperf-rounds=2", "--sdperf-warmup=1", "--sdperf-workers=2", "--sdperf-progress=0",
+        "--sdperf-profile=pi5", "--sdperf-rounds=1", "--sdperf-warmup=1", "--sdperf-progress=0",
         f"--sdperf-golden-dir={GOLDENS}", "--benchmark-json=run.json", "--benchmark-autosave", "-rs",
     )
 
@@ -194,7 +193,8 @@ class ModelFolderRuns:
 def model_folder_runs(tmp_path_factory: pytest.TempPathFactory) -> ModelFolderRuns:
     """A folder of real-format weights (a copy of the built-in model) run three times with its
     profile's real workload, timed and checked: recording a golden, matching it, and after one
-    weight value changed. One worker each: what is judged here is the golden."""
+    weight value changed. The recording run spreads its two rounds over two fresh workers (rotation,
+    and determinism across processes, from the timed images); the others take one worker each."""
     from sdperf.models.store import READY_MARKER
 
     folder = tmp_path_factory.mktemp("model-folder")
@@ -205,7 +205,7 @@ def model_folder_runs(tmp_path_factory: pytest.TempPathFactory) -> ModelFolderRu
     common = ("-m", "cpu", f"--sdperf-profiles-file={folder / 'profiles.toml'}", f"--sdperf-model={model}",
               "--sdperf-golden-dir=golden",
               "--sdperf-progress=0", "--benchmark-json=run.json", "-k", "latency or determinism")
-    recorded = run_suite(folder / "recorded", *common, "--sdperf-record-golden")
+    recorded = run_suite(folder / "recorded", *common, "--sdperf-record-golden", "--sdperf-workers=2")
     shutil.copytree(folder / "recorded" / "golden", folder / "matched" / "golden")
     matched = run_suite(folder / "matched", *common)
     perturb_one_value(model / "unet" / "diffusion_pytorch_model.safetensors")

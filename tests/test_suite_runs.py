@@ -56,19 +56,17 @@ def test_results_table_and_pytest_benchmark_compare_read_the_saved_run(cpu_run: 
     assert [w["worker"] for w in case["warmup_images"]] == [0]
 
 
-def test_rounds_rotate_over_fresh_workers_and_determinism_spans_them(pi5_emulated_run: SuiteRun) -> None:
-    cases = pi5_emulated_run.cases()
-    timed = [case for case in cases.values() if case["kind"] == "latency" and case["status"] == "passed"]
-    assert {case["recipe"] for case in timed} >= {"fp32", "omp1"}
-    for case in timed:
-        # Rounds spread over two fresh workers, each warmed up first; every image's hash kept.
-        assert [r["worker"] for r in case["rounds"]] == [0, 1] and case["workers_started"] == 2
-        assert [w["worker"] for w in case["warmup_images"]] == [0, 1]
-        # The determinism check judged those four images, across both processes, drawing none.
-        note = pi5_emulated_run.note(f"{case['case_id']} determinism")
-        assert "4 images in 2 worker(s), all " in note and f"(drawn by the {case['case_id']} benchmark)" in note, note
+def test_rounds_rotate_over_fresh_workers_and_determinism_spans_them(model_folder_runs: ModelFolderRuns) -> None:
+    run = model_folder_runs.recorded
+    case = run.cases()["cpu-fp32"]
+    # Rounds spread over two fresh workers, each warmed up first; every image's hash kept.
+    assert [r["worker"] for r in case["rounds"]] == [0, 1] and case["workers_started"] == 2
+    assert [w["worker"] for w in case["warmup_images"]] == [0, 1]
+    # The determinism check judged those four images, across both processes, drawing none.
+    note = run.note("cpu-fp32 determinism")
+    assert "4 images in 2 worker(s), all " in note and "(drawn by the cpu-fp32 benchmark)" in note, note
     # The checks saw everything the full ones would: nothing to advise.
-    assert "determinism or fidelity'" not in pi5_emulated_run.stdout
+    assert "determinism or fidelity'" not in run.stdout
 
 
 def test_after_the_table_the_run_says_where_it_went_and_what_to_run_next(cpu_run: SuiteRun) -> None:
