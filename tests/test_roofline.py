@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import SuiteRun, builtin_model_path
 from sdperf.reporting.table import roofline_line
@@ -22,7 +23,7 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
 
-from sdperf.worker.roofline import denoiser_flops
+from sdperf.worker.roofline import cached_denoiser_flops, denoiser_flops
 
 path, workload = Path(sys.argv[1]), json.loads(sys.argv[2])
 unet = UNet2DConditionModel.from_pretrained(path / "unet").eval()
@@ -57,19 +58,28 @@ text = torch.zeros(2, 77, config.cross_attention_dim)
 with torch.no_grad():
     unet(latent, torch.tensor(999), encoder_hidden_states=text)
 counted = denoiser_flops(path, "StableDiffusionPipeline", workload, guidance=7.5, with_t5=True)
-print(json.dumps({"hooks": total[0], "roofline": counted}))
+# The cached count: counted once, then read back; another image size is another count.
+cache = Path(sys.argv[3])
+cached = [cached_denoiser_flops(path, "StableDiffusionPipeline", size, 7.5, True, cache)
+          for size in (workload, workload, {"height": 64, "width": 64})]
+print(json.dumps({"hooks": total[0], "roofline": counted, "cached": cached}))
 """
 
 
-def test_flops_per_denoiser_call_equal_an_independent_count_of_the_tiny_unet() -> None:
+def test_flops_per_denoiser_call_equal_an_independent_count_of_the_tiny_unet(tmp_path: Path) -> None:
     workload = {"height": 128, "width": 128}  # the cpu profile's built-in workload
     done = subprocess.run(
-        [sys.executable, "-c", INDEPENDENT_COUNT, str(builtin_model_path("tiny-sd15")), json.dumps(workload)],
+        [sys.executable, "-c", INDEPENDENT_COUNT, str(builtin_model_path("tiny-sd15")), json.dumps(workload),
+         str(tmp_path)],
         check=True, capture_output=True, text=True, timeout=300,
     )
     counts = json.loads(done.stdout.splitlines()[-1])
     assert counts["hooks"] > 10**8
     assert counts["roofline"] == counts["hooks"], counts
+    (first, first_cached), (again, again_cached), (smaller, smaller_cached) = counts["cached"]
+    assert (first, first_cached) == (counts["roofline"], False) and (again, again_cached) == (first, True)
+    assert not smaller_cached and smaller < first
+    assert len(list((tmp_path / "denoiser-flops").glob("*.json"))) == 2
 
 
 def test_every_timed_case_has_its_rate_against_the_peak(cpu_run: SuiteRun) -> None:
@@ -82,8 +92,10 @@ def test_every_timed_case_has_its_rate_against_the_peak(cpu_run: SuiteRun) -> No
         assert roof["peak_flops"] > 0 and roof["achieved_flops"] > 0, roof
         assert 0 < roof["fraction_of_peak"] <= 1.5, (benchmark["name"], roof)
         assert roof["fraction_of_peak"] == roof["achieved_flops"] / roof["peak_flops"]
-    # One UNet, one workload: every recipe (OpenVINO's too) does the same work per call.
+    # One UNet, one workload: every recipe (OpenVINO's too) does the same work per call, counted once.
     assert len(flops) == 1, flops
+    timed = [case for case in saved["sdperf"]["cases"] if case["kind"] == "latency" and case["status"] == "passed"]
+    assert all(case["load"]["roofline"]["flops_cached"] for case in timed[1:]), [c["case_id"] for c in timed]
     cpu_run.lines().fnmatch_lines([
         "cpu-fp32: roofline: * a denoiser call, * achieved, *% of the float32 GEMM peak here * (* threads)",
         "cpu-openvino: roofline: * a denoiser call, * achieved, *% of the float32 GEMM peak here *",

@@ -104,15 +104,15 @@ class PipelineSession:
             if guidance is None:  # the pipeline's default, as the call will use it
                 parameter = accepted_arguments(self.pipe).get("guidance_scale")
                 guidance = parameter.default if parameter is not None else None
-            flops = roofline.denoiser_flops(
+            flops, flops_cached = roofline.cached_denoiser_flops(
                 path, pipeline_class_of(ModelSpec(name=path.name, path=path)), self.case["workload"],
-                guidance, with_t5="text_encoder_3" not in self.case.get("drop_components", ()),
+                guidance, with_t5="text_encoder_3" not in self.case.get("drop_components", ()), cache=cache_root(),
             )
             dtype = roofline.compute_dtype(self.case)
             peak = roofline.gemm_peak(dtype, self.case.get("device", "cpu"), self.case.get("cores", 1), cache_root())
         except Exception as error:  # noqa: BLE001 - said in the results, never hidden
             return {"error": f"{type(error).__name__}: {error}"}
-        return {"flops_per_denoiser_call": flops, **peak}
+        return {"flops_per_denoiser_call": flops, "flops_cached": flops_cached, **peak}
 
     def _call_arguments(self) -> dict[str, Any]:
         import torch
