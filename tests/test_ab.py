@@ -91,6 +91,18 @@ def test_uv_installs_from_the_sources_pip_is_configured_with():
     }
 
 
+def test_pip_sources_come_from_this_pip_and_none_without_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from sdperf.execution.installer import pip_sources, uv_binary
+
+    monkeypatch.setenv("PIP_FIND_LINKS", "/srv/wheels-a /srv/wheels-b")
+    options = pip_sources(sys.executable)
+    assert options[:2] == ["--index-strategy", "unsafe-best-match"]
+    assert "--find-links /srv/wheels-a --find-links /srv/wheels-b" in " ".join(options)
+    # A uv environment has no pip unless asked for one.
+    subprocess.run([uv_binary(), "venv", "--quiet", "--python", sys.executable, str(tmp_path / "bare")], check=True)
+    assert pip_sources(str(tmp_path / "bare" / "bin" / "python")) == ["--index-strategy", "unsafe-best-match"]
+
+
 def test_lock_environment_follows_content(tmp_path: Path):
     first, second = tmp_path / "a.txt", tmp_path / "b.txt"
     first.write_text("tqdm==4.70.1\n")

@@ -54,8 +54,11 @@ def pip_sources(python: str = sys.executable) -> list[str]:
     """uv options for the package sources and constraints pip is configured with for `python`.
     `unsafe-best-match` is pip's own rule across sources: the best version wherever it lies
     (a local `+cpu` build of torch beats the CUDA one of the same version on PyPI)."""
-    done = subprocess.run([python, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True)
     options = ["--index-strategy", "unsafe-best-match"]
+    done = subprocess.run([python, "-m", "pip", "config", "list"], capture_output=True, text=True)
+    if done.returncode != 0 and "No module named pip" in done.stderr:
+        return options  # no pip here, so no pip configuration to follow: uv's own settings apply
+    done.check_returncode()
     for key, values in parse_pip_config(done.stdout).items():
         for value in values:
             options += [_PIP_TO_UV[key], value]
