@@ -40,13 +40,13 @@ def test_killed_and_hung_cases_fail_alone_and_the_rest_is_saved(pytester: pytest
     pytester.makeconftest(SABOTAGE)
     result = pytester.runpytest(
         "-m", "cpu", "--sdperf-recipes=fp32", "--sdperf-rounds=3", "--sdperf-warmup=0", "--sdperf-workers=1",
-        "--sdperf-timeout=25",
+        "--sdperf-timeout=20",
         "--benchmark-json=run.json", "-p", "no:cacheprovider",
     )
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines([
         "*case cpu-fp32: worker was killed by signal SIGKILL (9)*during 'generate'*",
-        "*case cpu-fp32: timed out after 25 s (case timeout) during 'generate'; worker killed*",
+        "*case cpu-fp32: timed out after 20 s (case timeout) during 'generate'; worker killed*",
     ])
     saved = json.loads((pytester.path / "run.json").read_text())
     assert [b["name"] for b in saved["benchmarks"]] == ["test_c[cpu-fp32]"]
