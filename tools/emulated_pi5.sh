@@ -154,7 +154,8 @@ step "set-up (make setup: the virtual environment, the pinned stack, Debian libr
 say "inside: detected as: $(inside ".venv/bin/python -c 'from pathlib import Path; from sdperf.host.detection import detect_host; h = detect_host(Path(\"/\")); print(h.primary, \"-\", h.reasons[h.primary])'")"
 step "sdperf doctor (the detected profile)" ".venv/bin/sdperf doctor > $RESULTS/doctor.txt 2>&1; echo \"doctor exit \$?\" >> $RESULTS/doctor.txt; cat $RESULTS/doctor.txt"
 status=0
-EXTRA=$(printf '%q ' "$@")  # the options as given, quoted again for the shell inside
+EXTRA=""  # the options as given, quoted again for the shell inside (none: no argument, not '')
+[ $# -eq 0 ] || EXTRA=$(printf '%q ' "$@")
 say "run size under emulation: $RUN_SIZE (SDPERF_PI5_RUN_SIZE; options given after it win)"
 step "pytest -m pi5 --benchmark-compare $RUN_SIZE $EXTRA" \
     ".venv/bin/python -m pytest -m pi5 --benchmark-compare --benchmark-json=$RESULTS/pi5.json -rs -p no:cacheprovider $RUN_SIZE $EXTRA \

@@ -143,6 +143,23 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
     return int(pytest.main([str(ROOT / "perf" / "test_latency.py"), f"--sdperf-ab={base},{head}", *pytest_args]))
 
 
+def _culprit(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    import time
+
+    from sdperf.cli.culprit import run_culprit
+    from sdperf.execution.coupling import CouplingError
+    from sdperf.execution.environments import LockError
+    from sdperf.execution.locks import LockFileError
+
+    folder = Path(args.dir or time.strftime("sdperf-culprit-%Y%m%d-%H%M%S"))
+    try:
+        return run_culprit(Path(args.base).resolve(), Path(args.head).resolve(), pytest_args,
+                           Path(args.json) if args.json else None, Path(args.markdown) if args.markdown else None, folder)
+    except (LockFileError, LockError, CouplingError) as error:
+        print(f"sdperf: {error}", file=sys.stderr)
+        return 2
+
+
 def _env_prune(args: argparse.Namespace) -> int:
     from sdperf.execution.environments import prune_lock_environments
 
@@ -220,6 +237,19 @@ def _parser() -> argparse.ArgumentParser:
     ab.add_argument("base", metavar="BASE_LOCK", help="the current lock, e.g. the main branch's constraints.txt (side A)")
     ab.add_argument("head", metavar="HEAD_LOCK", help="the proposed lock (side B)")
     ab.set_defaults(run=_ab, passes_unknown=True)
+    culprit = commands.add_parser(
+        "culprit",
+        help="which package made it slower? for each case `sdperf ab` calls regressed, the smallest set of HEAD's "
+        "package changes that still regresses it, by A/B runs of locks in between; further options go to pytest",
+    )
+    culprit.add_argument("base", metavar="BASE_LOCK", help="the current lock (side A)")
+    culprit.add_argument("head", metavar="HEAD_LOCK", help="the proposed lock, regressed against BASE")
+    culprit.add_argument("--json", metavar="FILE", help="write {case: {culprit, steps, ...}} to FILE")
+    culprit.add_argument("--markdown", metavar="FILE", help="write the report as Markdown to FILE "
+                         "(always appended to $GITHUB_STEP_SUMMARY when set)")
+    culprit.add_argument("--dir", metavar="DIR", help="work folder for each step's lock, results and output "
+                         "(default: sdperf-culprit-<date>-<time> here)")
+    culprit.set_defaults(run=_culprit, passes_unknown=True)
     from sdperf.cli.history import add_commands as add_history_commands
 
     add_history_commands(commands)
