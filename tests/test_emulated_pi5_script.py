@@ -33,3 +33,29 @@ def test_the_fake_board_it_lays_out_is_detected_as_a_pi5(tmp_path: Path) -> None
     assert (fake / "devicetree" / "base" / "compatible").read_bytes().split(b"\0")[:2] == [
         b"raspberrypi,5-model-b", b"brcm,bcm2712"
     ]
+
+
+def _options_as_passed_inside(*given: str) -> str:
+    """What the script hands the pytest inside for the options `given` to it, run by bash."""
+    lines = [line for line in SCRIPT.read_text().splitlines() if line.startswith(("EXTRA=", "[ $# -eq 0 ]"))]
+    assert len(lines) == 2, lines
+    snippet = "\n".join(lines) + '\nprintf "%s" "$EXTRA"'
+    return subprocess.run(["bash", "-c", snippet, "script", *given], capture_output=True, text=True,
+                          check=True, timeout=30).stdout
+
+
+def test_options_reach_the_pytest_inside_as_given_and_none_as_none() -> None:
+    assert _options_as_passed_inside() == ""  # not '': pytest would collect the whole checkout
+    assert _options_as_passed_inside("-k", "fp32 or omp1", "--sdperf-rounds=1") == r"-k fp32\ or\ omp1 --sdperf-rounds=1 "
+
+
+def test_the_default_run_size_is_options_of_the_suite() -> None:
+    size = re.search(r"RUN_SIZE=\$\{SDPERF_PI5_RUN_SIZE:-(.*)\}", SCRIPT.read_text()).group(1).split()
+    assert size and all(option.startswith("--sdperf-") for option in size)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(REPO / "perf"), "-m", "pi5", "--sdperf-profile", "pi5", *size,
+         "--collect-only", "-q", "-p", "no:cacheprovider"],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "15/" in done.stdout  # 5 recipes, a latency, determinism and fidelity case each
