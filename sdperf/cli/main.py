@@ -146,18 +146,22 @@ def _ab(args: argparse.Namespace, pytest_args: list[str]) -> int:
 def _culprit(args: argparse.Namespace, pytest_args: list[str]) -> int:
     import time
 
-    from sdperf.cli.culprit import run_culprit
+    from sdperf.cli.culprit import StepFailed, run_culprit
     from sdperf.execution.coupling import CouplingError
     from sdperf.execution.environments import LockError
     from sdperf.execution.locks import LockFileError
 
     folder = Path(args.dir or time.strftime("sdperf-culprit-%Y%m%d-%H%M%S"))
     try:
+        optional = [Path(value) if value else None for value in (args.json, args.markdown, args.from_run)]
         return run_culprit(Path(args.base).resolve(), Path(args.head).resolve(), pytest_args,
-                           Path(args.json) if args.json else None, Path(args.markdown) if args.markdown else None, folder)
+                           optional[0], optional[1], folder, optional[2])
     except (LockFileError, LockError, CouplingError) as error:
         print(f"sdperf: {error}", file=sys.stderr)
         return 2
+    except StepFailed as error:  # HEAD's own A/B run saved nothing: nothing to search
+        print(f"sdperf: {error}", file=sys.stderr)
+        return 1
 
 
 def _env_prune(args: argparse.Namespace) -> int:
@@ -249,6 +253,8 @@ def _parser() -> argparse.ArgumentParser:
                          "(always appended to $GITHUB_STEP_SUMMARY when set)")
     culprit.add_argument("--dir", metavar="DIR", help="work folder for each step's lock, results and output "
                          "(default: sdperf-culprit-<date>-<time> here)")
+    culprit.add_argument("--from-run", metavar="FILE", help="take the regressed cases from this A/B run of the same "
+                         "locks (`sdperf ab`'s --benchmark-json, e.g. the gate's) instead of running it again")
     culprit.set_defaults(run=_culprit, passes_unknown=True)
     from sdperf.cli.history import add_commands as add_history_commands
 
