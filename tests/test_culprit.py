@@ -12,17 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from testonly_wheels import build_wheel, planted_wheel
+from testonly_wheels import build_wheel, planted_files, planted_wheel
 
 from sdperf.config.profiles import DEFAULT_PROFILES_FILE
 from sdperf.execution.coupling import couple_changes, resolve_lock
-from sdperf.execution.environments import ROOT
+from sdperf.execution.environments import ROOT, lock_environment_name
 from sdperf.execution.locks import LockFileError, intermediate_lock, lock_changes, read_lock
 from sdperf.judging.culprit_search import find_culprit
 from sdperf.judging.statistics import OUTCOMES
@@ -270,7 +272,61 @@ def test_a_planted_slowdown_is_caught_where_it_lands_and_traced_to_its_package(t
     first = search["steps"][0]
     assert first["changes"] == ["+sdperf-testonly-slowdown 1.0"] and first["reproduced"]
     assert "latency slower" in first["detail"]
-    assert (tmp_path / "work" / "cpu-dpm_solver-step1.txt").read_text().count("sdperf-testonly-slowdown @") == 1
+    step_lock = tmp_path / "work" / "cpu-dpm_solver-step1.txt"
+    assert step_lock.read_text().count("sdperf-testonly-slowdown @") == 1
+    assert not (cache_root() / "envs" / lock_environment_name(step_lock)).exists()  # used once, removed
     assert "sdperf culprit: cpu-dpm_solver: +sdperf-testonly-slowdown 1.0: latency slower" in done.stdout
     report = (tmp_path / "culprit.md").read_text()
     assert "### cpu-dpm_solver" in report and "**Culprit:** +sdperf-testonly-slowdown 1.0: latency slower" in report
+
+
+# --- the full runs (opt-in: SDPERF_FULL_CULPRIT=1) ---------------------------------------------
+
+full_only = pytest.mark.skipif(
+    os.environ.get("SDPERF_FULL_CULPRIT") != "1",
+    reason="the full culprit runs (six packages; a coupled pair) take about 10 minutes: SDPERF_FULL_CULPRIT=1 runs "
+    "them; make test runs the two-package one above, and the README has the full ones' figures",
+)
+
+
+def _six_package_locks(folder: Path, coupled: bool) -> tuple[Path, Path]:
+    """BASE: the committed lock and six test-only packages at 1.0; HEAD: all six at 1.1, where
+    d 1.1 carries the planted slowdown (and, `coupled`, needs e 1.1)."""
+    wheels = folder / "wheels"
+    for name in "abcdef":
+        build_wheel(wheels, f"sdperf-testonly-{name}", "1.0")
+        if name != "d":
+            build_wheel(wheels, f"sdperf-testonly-{name}", "1.1")
+    build_wheel(wheels, "sdperf-testonly-d", "1.1", {**planted_files(), "sdperf_testonly_d.py": b""},
+                requires=("sdperf-testonly-e==1.1",) if coupled else ())
+    locks = []
+    for version in ("1.0", "1.1"):
+        lock = folder / f"six-at-{version}.txt"
+        lock.write_text(f"--find-links {wheels}\n" + LOCK.read_text()
+                        + "".join(f"sdperf-testonly-{name}=={version}\n" for name in "abcdef"))
+        locks.append(lock)
+    return locks[0], locks[1]
+
+
+@full_only
+@pytest.mark.parametrize("coupled", [False, True], ids=["one-of-six", "coupled-pair"])
+def test_the_planted_package_is_named_among_six_changes(tmp_path: Path, coupled: bool):
+    base, head = _six_package_locks(tmp_path, coupled)
+    started = time.perf_counter()
+    done, found = _culprit(base, head, tmp_path, "-k", "dpm_solver", "--sdperf-rounds", "10",
+                           "--sdperf-profiles-file", str(_strict_profiles(tmp_path, 0.01)))
+    wall = time.perf_counter() - started
+    search = found["cpu-dpm_solver"]
+    expected = ["sdperf-testonly-d", "sdperf-testonly-e"] if coupled else ["sdperf-testonly-d"]
+    assert search["culprit"] == expected and search["confirmed"], search
+    runs = 1 + len(search["steps"])
+    assert runs <= _budget(6), search["steps"]
+    if coupled:
+        assert search["coupled"][0]["packages"] == expected
+        assert "sdperf-testonly-e" in search["coupled"][0]["why"][0]
+        assert "coupled, they move together: sdperf-testonly-d, sdperf-testonly-e" in done.stdout
+    else:
+        assert search["coupled"] == []
+    print(f"\n{'coupled pair' if coupled else 'one of six'}: {runs} A/B runs (budget {_budget(6)}), {wall:.0f} s; "
+          + "; ".join(f"step {s['number']} {'+'.join(s['changes'])}: {'yes' if s['reproduced'] else 'no'} "
+                      f"{s['wall_s']:.0f} s" for s in search["steps"]))

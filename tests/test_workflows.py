@@ -321,7 +321,7 @@ def test_every_command_a_workflow_runs_exists(path: Path) -> None:
     expected = {
         "ci.yml": {"make test"},
         "nightly.yml": {"make setup", "pytest", "sdperf history", "sdperf dashboard", "sdperf promote"},
-        "deps-gate.yml": {"make setup", "sdperf ab"},
+        "deps-gate.yml": {"make setup", "sdperf ab", "sdperf culprit"},
     }[path.name]
     assert expected <= seen, f"{path.name}: expected {sorted(expected)} among the commands, found {sorted(seen)}"
 
@@ -393,6 +393,30 @@ def test_gate_timeouts_allow_twice_the_nightly_images() -> None:
     nightly = {e["label"]: e["timeout"] for e in matrix_entries(load(WORKFLOWS / "nightly.yml")["jobs"]["bench"])}
     gate = {e["label"]: e["timeout"] for e in matrix_entries(load(WORKFLOWS / "deps-gate.yml")["jobs"]["ab"])}
     assert all(gate[label] >= 2 * nightly[label] for label in RUNNER_PROFILES), (gate, nightly)
+
+
+def test_a_failed_gate_searches_for_the_culprit_from_its_own_run_within_the_jobs_time() -> None:
+    job = load(WORKFLOWS / "deps-gate.yml")["jobs"]["ab"]
+    steps = job["steps"]
+    ab = step_index(steps, lambda step: step.get("name") == "A/B")
+    culprit = step_index(steps, lambda step: step.get("name") == "Culprit search")
+    upload = step_index(steps, lambda step: step.get("name") == "Upload results")
+    assert ab < culprit < upload
+    assert steps[ab]["id"] == "ab" and steps[culprit]["if"] == "failure() && steps.ab.outcome == 'failure'"
+    [gate] = sdperf_words(steps[ab])
+    [search] = sdperf_words(steps[culprit])
+    # The same locks and selection, from the A/B's saved run, its reports in the uploaded folder.
+    assert search[2:4] == gate[2:4] == ["base-constraints.txt", "constraints.txt"]
+    assert search[search.index("--from-run") + 1] == gate[gate.index("--benchmark-json") + 1]
+    for option in ("-m", "--sdperf-model", "--sdperf-recipes"):
+        assert search[search.index(option) + 1] == gate[gate.index(option) + 1]
+    assert all(search[search.index(option) + 1].startswith("$RESULTS/") for option in ("--json", "--markdown", "--dir"))
+    assert job["timeout-minutes"] == "${{ matrix.job_timeout }}"
+    assert steps[ab]["timeout-minutes"] == "${{ matrix.timeout }}"
+    assert steps[culprit]["timeout-minutes"] == "${{ matrix.culprit_timeout }}"
+    for entry in matrix_entries(job):
+        assert entry["culprit_timeout"] >= 4 * entry["timeout"], entry
+        assert entry["job_timeout"] == entry["timeout"] + entry["culprit_timeout"] + 30, entry
 
 
 def test_gate_recipes_come_from_a_variable_defaulting_to_the_control() -> None:

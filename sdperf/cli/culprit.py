@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sdperf.execution.coupling import Unit, couple_changes
-from sdperf.execution.environments import ROOT
+from sdperf.execution.environments import ROOT, remove_lock_environment
 from sdperf.execution.locks import Lock, intermediate_lock, lock_changes
 from sdperf.judging.culprit_search import find_culprit
 from sdperf.judging.statistics import Verdict
@@ -166,15 +166,21 @@ def run_culprit(base_path: Path, head_path: Path, pytest_args: list[str], json_o
         return 0
     units = couple_changes(base, head, changes, sys.executable, say=say)
     searches = []
-    for case_id, case in regressed.items():
-        say(f"{case_id}: regressed in {', '.join(sorted(regressed_metrics(case)))}; "
-            f"searching {len(units)} units of change")
-        search = CaseSearch(case_id, sorted(regressed_metrics(case)), describe_case(case), units)
-        searches.append(search)
-        try:
-            _search_case(search, base, head, runner)
-        except StepFailed as error:
-            search.stopped = str(error)
-            say(f"{case_id}: search stopped: {error}")
+    try:
+        for case_id, case in regressed.items():
+            say(f"{case_id}: regressed in {', '.join(sorted(regressed_metrics(case)))}; "
+                f"searching {len(units)} units of change")
+            search = CaseSearch(case_id, sorted(regressed_metrics(case)), describe_case(case), units)
+            searches.append(search)
+            try:
+                _search_case(search, base, head, runner)
+            except StepFailed as error:
+                search.stopped = str(error)
+                say(f"{case_id}: search stopped: {error}")
+    finally:
+        # The locks in between are kept in the work folder; their environments (gigabytes each
+        # on a board without uv's links) are not: BASE's and HEAD's stay for the next gate.
+        for lock in folder.glob("*-step*.txt"):
+            remove_lock_environment(lock)
     write_reports(searches, changes, runner.runs, json_out, markdown_out, head_cases)
     return 1 if regressed else 0

@@ -164,6 +164,20 @@ def prune_lock_environments(keep: int) -> list[Path]:
     return removed
 
 
+def remove_lock_environment(lock: Path) -> bool:
+    """Remove the environment of `lock`'s content, if there is one (a culprit search's locks in
+    between are used once). True when one was removed."""
+    from filelock import FileLock
+
+    folder = environment_folder(lock_environment_name(lock))
+    if not folder.is_dir():
+        return False
+    with FileLock(str(folder) + ".lock"):
+        shutil.rmtree(folder)
+    Path(str(folder) + ".lock").unlink(missing_ok=True)
+    return True
+
+
 def environment_packages(name: str) -> dict[str, str]:
     """Distribution name (canonical, PEP 503) -> version, as installed in environment `name`."""
     python = environment_python(name)
