@@ -278,6 +278,18 @@ def test_torch_on_nvpl_has_no_openblas_hazard_and_is_named() -> None:
     assert "openblas-openmp-oversubscription" not in codes(run(make_host("pi5"), TORCH_2_13_AARCH64, GOOD_ENV))
 
 
+def test_a_cuda_build_of_torch_on_a_pi_is_a_warning_with_the_cpu_index() -> None:
+    # PyPI's aarch64 torch 2.13, as its worker reported it under tools/emulated_pi5.sh.
+    cuda_build = {**TORCH_2_13_AARCH64, "torch_blas": {**TORCH_2_13_AARCH64["torch_blas"], "cuda": "13.0"}}
+    found = {f.code: f for f in run(make_host("pi5"), cuda_build, GOOD_ENV)}
+    warning = found["cuda-torch-on-a-pi"]
+    assert warning.level == "warning" and "CUDA 13.0; BLAS_INFO=nvpl" in warning.message
+    assert "PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu make setup" in warning.fix
+    # The CPU build (no CUDA version) on the Pi, and the CUDA build on a host that is no Pi: nothing said.
+    assert "cuda-torch-on-a-pi" not in codes(run(make_host("pi5"), TORCH_2_13_AARCH64, GOOD_ENV))
+    assert "cuda-torch-on-a-pi" not in codes(run(make_host("plain"), cuda_build, GOOD_ENV))
+
+
 # ------------------------------------- one worker per thread setting of the recipes
 
 

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from sdperf.execution.environments import ROOT, remove_lock_environment
 from sdperf.execution.locks import Lock, intermediate_lock, lock_changes
 from sdperf.judging.culprit_search import find_culprit
 from sdperf.judging.statistics import Verdict
-from sdperf.reporting.culprit_report import CaseSearch, Step, write_reports
+from sdperf.reporting.culprit_report import CaseSearch, Step, save_reports, write_reports
 
 LATENCY_TESTS = ROOT / "perf" / "test_latency.py"
 
@@ -90,7 +91,7 @@ class ABRunner:
         return cases, wall, done.returncode
 
 
-def _search_case(search: CaseSearch, base: Lock, head: Lock, runner: ABRunner) -> None:
+def _search_case(search: CaseSearch, base: Lock, head: Lock, runner: ABRunner, checkpoint: Callable[[], None]) -> None:
     case_id, metrics, units = search.case_id, set(search.metrics), search.units
     node = f"{LATENCY_TESTS}::test_latency[{case_id}]"
 
@@ -110,6 +111,7 @@ def _search_case(search: CaseSearch, base: Lock, head: Lock, runner: ABRunner) -
         step = Step(number, [change.label for change in changes], str(lock), describe_case(found),
                     sorted(regressed_metrics(found)), reproduced, wall)
         search.steps.append(step)
+        checkpoint()
         say(f"{case_id} step {number}: BASE + {', '.join(step.changes)}: "
             f"{'regressed' if reproduced else 'not regressed'} ({step.detail}) in {wall:.0f} s")
         return reproduced
@@ -173,7 +175,8 @@ def run_culprit(base_path: Path, head_path: Path, pytest_args: list[str], json_o
             search = CaseSearch(case_id, sorted(regressed_metrics(case)), describe_case(case), units)
             searches.append(search)
             try:
-                _search_case(search, base, head, runner)
+                _search_case(search, base, head, runner,
+                             lambda: save_reports(searches, changes, runner.runs, json_out, markdown_out))
             except StepFailed as error:
                 search.stopped = str(error)
                 say(f"{case_id}: search stopped: {error}")

@@ -314,6 +314,26 @@ def check_blas_outside_torch(ctx: Context) -> Iterator[Finding]:
     )
 
 
+def check_cuda_torch_on_a_pi(ctx: Context) -> Iterator[Finding]:
+    """A CUDA build of torch on a Raspberry Pi: pip takes it from PyPI, where torch 2.13's aarch64
+    wheel is the CUDA build (seen under tools/emulated_pi5.sh: 2.9 GB of nvidia-* packages and NVPL
+    as its BLAS). The Pi profiles' thread recipes are about the CPU build's OpenBLAS."""
+    reported = (ctx.worker_audit or {}).get("torch_blas") or {}
+    cuda = reported.get("cuda")
+    if not cuda or not (ctx.targets("pi4") or ctx.targets("pi5")) or ctx.emulated:
+        return
+    yield Finding(
+        "warning",
+        "cuda-torch-on-a-pi",
+        f"torch here is a CUDA build (CUDA {cuda}; BLAS_INFO={reported.get('blas_info')}) on a board without "
+        "a CUDA GPU: PyPI's aarch64 wheel is that build, with gigabytes of nvidia-* packages, and it computes "
+        "with another BLAS than the CPU build the Pi profiles' thread recipes are about",
+        "install the CPU build from PyTorch's CPU index: rm -rf .venv && "
+        "PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu make setup (on a runner, put that variable "
+        "in its .env)",
+    )
+
+
 # ---------------------------------------------------------- thread variables
 
 
@@ -558,6 +578,7 @@ CHECKS: list[Check] = [
     check_worker_audit,
     check_blas_openmp,
     check_blas_outside_torch,
+    check_cuda_torch_on_a_pi,
     check_thread_variables,
     check_threads_honoured,
     check_pi_throttle,

@@ -100,16 +100,25 @@ def markdown(searches: list[CaseSearch], changes: list, runs: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_reports(searches: list[CaseSearch], changes: list, runs: int, json_out: Path | None,
-                  markdown_out: Path | None, head_cases: dict[str, dict] | None = None) -> None:
-    for line in terminal_lines(searches, changes, runs, head_cases or {}):
-        print(line, flush=True)
+def save_reports(searches: list[CaseSearch], changes: list, runs: int, json_out: Path | None,
+                 markdown_out: Path | None) -> str:
+    """The Markdown and JSON files as they stand (after every step: a search cut short by a time
+    limit keeps what it found). Returns the Markdown."""
     text = markdown(searches, changes, runs)
     if markdown_out:
         markdown_out.write_text(text)
+    if json_out:
+        json_out.write_text(json.dumps({search.case_id: search.to_json() for search in searches}, indent=2) + "\n")
+    return text
+
+
+def write_reports(searches: list[CaseSearch], changes: list, runs: int, json_out: Path | None,
+                  markdown_out: Path | None, head_cases: dict[str, dict] | None = None) -> None:
+    """The final report: terminal lines, the files, and the GitHub job summary when there is one."""
+    for line in terminal_lines(searches, changes, runs, head_cases or {}):
+        print(line, flush=True)
+    text = save_reports(searches, changes, runs, json_out, markdown_out)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a") as handle:
             handle.write(text)
-    if json_out:
-        json_out.write_text(json.dumps({search.case_id: search.to_json() for search in searches}, indent=2) + "\n")

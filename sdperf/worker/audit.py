@@ -33,6 +33,8 @@ def torch_blas() -> dict[str, Any]:
         "blas_info": build.group(1) if build else None,
         "mkl": torch.backends.mkl.is_available(),
         "package_dir": str(Path(torch.__file__).parent),
+        # The CUDA version of a CUDA build, else None: PyPI's aarch64 torch 2.13 is one (NVPL, nvidia-* packages).
+        "cuda": torch.version.cuda,
     }
 
 
