@@ -43,14 +43,16 @@ def test_a_lock_is_read_as_pins_with_hashes_continuations_urls_and_options(tmp_p
         "Tqdm==4.70.1 \\\n    --hash=sha256:aaaa \\\n    --hash=sha256:bbbb  # the bar\n"
         "torch==2.13.0+cpu\n"
         "planted @ file:///srv/planted-1.0-py3-none-any.whl#sha256=cccc\n"
+        "fork @ https://example.org/archive/fork-main.zip\n"
     )
     found = read_lock(lock)
     assert found.options == ("--find-links /srv/wheels",)
-    assert sorted(found.pins) == ["planted", "torch", "tqdm"]
+    assert sorted(found.pins) == ["fork", "planted", "torch", "tqdm"]
     assert found.pins["tqdm"].version == "4.70.1"
     assert found.pins["tqdm"].line == "Tqdm==4.70.1 --hash=sha256:aaaa --hash=sha256:bbbb"
     assert found.pins["torch"].version == "2.13.0+cpu"
-    assert found.pins["planted"].version == "planted-1.0-py3-none-any.whl"
+    assert found.pins["planted"].version == "1.0"  # from the wheel's name
+    assert found.pins["fork"].version == "fork-main.zip"  # no version in the name: the name says which
 
 
 @pytest.mark.parametrize(

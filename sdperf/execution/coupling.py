@@ -80,11 +80,20 @@ def _mentioned(message: str, candidates: list[Change]) -> list[Change]:
 def couple_changes(base: Lock, head: Lock, changes: list[Change], python: str,
                    say: Callable[[str], None] = lambda line: None) -> list[Unit]:
     """The changes grouped into units that each resolve on BASE by themselves."""
+    # What the resolver adds to BASE itself (`pip freeze` leaves out setuptools, which some
+    # package may need) is BASE's, not a change's.
+    tolerated = set(resolve_lock(intermediate_lock(base, head, []), python).added)
+
+    def resolves(moved: list[Change]) -> Resolution:
+        found = resolve_lock(intermediate_lock(base, head, moved), python)
+        added = tuple(name for name in found.added if name not in tolerated)
+        return Resolution(found.ok or (not found.message and not added), added, found.message)
+
     closures: list[tuple[list[Change], list[str]]] = []
     for change in changes:
         moved, reasons = [change], []
         while True:
-            found = resolve_lock(intermediate_lock(base, head, moved), python)
+            found = resolves(moved)
             if found.ok:
                 break
             others = [other for other in changes if other not in moved]
@@ -98,8 +107,7 @@ def couple_changes(base: Lock, head: Lock, changes: list[Change], python: str,
             if not partners:
                 # Nobody named (a package BASE still needs, removed): the first other change that
                 # makes it resolve, else all of them.
-                partners = next(([other] for other in others
-                                 if resolve_lock(intermediate_lock(base, head, moved + [other]), python).ok), others)
+                partners = next(([other] for other in others if resolves(moved + [other]).ok), others)
             if not partners:
                 raise CouplingError(f"HEAD's changes do not resolve on this host even all together: {why}")
             reasons.append(why)

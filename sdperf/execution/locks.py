@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 
 # pip's rule: a comment starts at the line's start or after whitespace (a URL's `#sha256=` is no comment).
 _COMMENT = re.compile(r"(^|\s+)#.*$")
@@ -76,6 +82,17 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return joined
 
 
+def _url_version(url: str) -> str:
+    """The version in a direct URL's file name (a wheel's or an sdist's), else the file name."""
+    name = url.rsplit("/", 1)[-1].split("#", 1)[0]
+    try:
+        if name.endswith(".whl"):
+            return str(parse_wheel_filename(name)[1])
+        return str(parse_sdist_filename(name)[1])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return name
+
+
 def read_lock(path: Path) -> Lock:
     """The pins and option lines of lock file `path` (raises LockFileError)."""
     if not path.is_file():
@@ -93,7 +110,7 @@ def read_lock(path: Path) -> Lock:
             raise LockFileError(f"{path}:{number}: {requirement_text!r} is not a requirement ({error})") from None
         exact = [spec.version for spec in requirement.specifier if spec.operator in ("==", "===")]
         if requirement.url:
-            version = requirement.url.rsplit("/", 1)[-1].split("#", 1)[0]
+            version = _url_version(requirement.url)
         elif len(exact) == 1 and "*" not in exact[0]:
             version = exact[0]
         else:
