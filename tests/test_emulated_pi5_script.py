@@ -3,10 +3,13 @@ detected as a Pi 5 by the suite's own detection (the run itself needs root and q
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import REPO
 from sdperf.host.detection import detect_host
@@ -59,3 +62,17 @@ def test_the_default_run_size_is_options_of_the_suite() -> None:
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "15/" in done.stdout  # 5 recipes, a latency, determinism and fidelity case each
+
+
+def test_an_unreachable_torch_index_stops_it_before_anything_naming_the_way_on(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the script checks for root first; this test runs it as root up to its torch index check")
+    done = subprocess.run(
+        ["bash", str(SCRIPT)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SDPERF_PI5_TORCH_INDEX": "http://127.0.0.1:9/simple",
+             "SDPERF_PI5_ROOTFS": str(tmp_path / "rootfs")},
+    )
+    assert done.returncode == 1
+    assert "PyTorch's CPU index http://127.0.0.1:9/simple cannot be reached from here" in done.stderr
+    assert "SDPERF_PI5_TORCH_INDEX= (empty)" in done.stderr
+    assert not (tmp_path / "rootfs").exists()  # nothing built, nothing mounted

@@ -13,7 +13,9 @@
 # usage: sudo tools/emulated_pi5.sh [pytest options for the pi5 run, e.g. -k fp32 --sdperf-rounds=1]
 # Environment: SDPERF_PI5_ROOTFS (default /var/cache/sdperf/pi5-bookworm-arm64),
 #              SDPERF_DEBIAN_MIRROR (default http://deb.debian.org/debian),
-#              SDPERF_PI5_RUN_SIZE (default below; options given on the command line come after it, so they win)
+#              SDPERF_PI5_RUN_SIZE (default below; options given on the command line come after it, so they win),
+#              SDPERF_PI5_TORCH_INDEX (default https://download.pytorch.org/whl/cpu: torch's CPU build, as a Pi
+#              should have it; set it empty to take PyPI's torch, which on aarch64 is the CUDA build)
 set -euo pipefail
 
 ROOTFS=${SDPERF_PI5_ROOTFS:-/var/cache/sdperf/pi5-bookworm-arm64}
@@ -26,12 +28,28 @@ STARTED=$(date +%s)
 # a board: under qemu an image takes 2 to 3 minutes, so every case would time out. One worker drawing
 # two timed images still lets the determinism check compare two images, and the timeout fits qemu.
 RUN_SIZE=${SDPERF_PI5_RUN_SIZE:---sdperf-workers=1 --sdperf-rounds=2 --sdperf-warmup=0 --sdperf-timeout=3600}
+# Where torch comes from inside, as on a real Pi's runner (README: PIP_EXTRA_INDEX_URL in its .env). PyPI's
+# aarch64 torch 2.13 is the CUDA build: 2.9 GB of nvidia-* packages and NVPL as its BLAS, not the CPU build's.
+TORCH_INDEX=${SDPERF_PI5_TORCH_INDEX-https://download.pytorch.org/whl/cpu}
 
 say() { printf 'emulated-pi5: %s\n' "$*"; }
 die() { say "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot and mounts): sudo $0 $*"
 [ "$(uname -m)" = x86_64 ] || say "this host is $(uname -m), not x86_64: going on, qemu may not be needed"
+
+# ------------------------------------------------------------------ torch's index, reachable?
+if [ -n "$TORCH_INDEX" ]; then
+    if ! python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1].rstrip("/") + "/torch/", timeout=20)' \
+            "$TORCH_INDEX" 2>/dev/null; then
+        die "PyTorch's CPU index $TORCH_INDEX cannot be reached from here; the CPU build of torch a Pi should run comes
+from there. To run on PyPI's torch instead (on aarch64 the CUDA build: NVPL as its BLAS, 2.9 GB of nvidia-*
+packages; doctor warns of it), run again with SDPERF_PI5_TORCH_INDEX= (empty)."
+    fi
+    say "torch from $TORCH_INDEX (PIP_EXTRA_INDEX_URL inside)"
+else
+    say "torch from PyPI (SDPERF_PI5_TORCH_INDEX is empty): on aarch64 the CUDA build, not a Pi's CPU build"
+fi
 
 # ------------------------------------------------------------------ host tools
 missing=""
@@ -137,7 +155,7 @@ git -C "$REPO" ls-files --cached --others --exclude-standard -z \
 
 TRUST=/etc/ssl/certs/ca-certificates.crt
 inside() { chroot "$ROOTFS" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
-    PIP_CERT=$TRUST SSL_CERT_FILE=$TRUST REQUESTS_CA_BUNDLE=$TRUST \
+    PIP_CERT=$TRUST SSL_CERT_FILE=$TRUST REQUESTS_CA_BUNDLE=$TRUST ${TORCH_INDEX:+PIP_EXTRA_INDEX_URL=$TORCH_INDEX} \
     SDPERF_HISTORY=$RESULTS/history bash -c "cd $INSIDE && $1"; }
 
 say "inside: $(inside 'uname -m; python3 --version' | tr '\n' ' ')"
@@ -150,7 +168,13 @@ step() {  # step TITLE COMMAND: its exit status is the command's
     return $rc
 }
 
-step "set-up (make setup: the virtual environment, the pinned stack, Debian libraries)" "make setup"
+# pip keeps an installed torch that satisfies the pin, whichever build it is: another index, another environment.
+if [ "$(cat "$ROOTFS$INSIDE/.venv/.sdperf-torch-index" 2>/dev/null || echo none)" != "${TORCH_INDEX:-pypi}" ]; then
+    [ -d "$ROOTFS$INSIDE/.venv" ] && say "torch's index changed: the virtual environment inside is built again"
+    rm -rf "$ROOTFS$INSIDE/.venv"
+fi
+step "set-up (make setup: the virtual environment, the pinned stack, Debian libraries)" \
+    "make setup && echo ${TORCH_INDEX:-pypi} > .venv/.sdperf-torch-index"
 say "inside: detected as: $(inside ".venv/bin/python -c 'from pathlib import Path; from sdperf.host.detection import detect_host; h = detect_host(Path(\"/\")); print(h.primary, \"-\", h.reasons[h.primary])'")"
 step "sdperf doctor (the detected profile)" ".venv/bin/sdperf doctor > $RESULTS/doctor.txt 2>&1; echo \"doctor exit \$?\" >> $RESULTS/doctor.txt; cat $RESULTS/doctor.txt"
 status=0
