@@ -82,7 +82,10 @@ def couple_changes(base: Lock, head: Lock, changes: list[Change], python: str,
     """The changes grouped into units that each resolve on BASE by themselves."""
     # What the resolver adds to BASE itself (`pip freeze` leaves out setuptools, which some
     # package may need) is BASE's, not a change's.
-    tolerated = set(resolve_lock(intermediate_lock(base, head, []), python).added)
+    alone = resolve_lock(intermediate_lock(base, head, []), python)
+    if alone.message:
+        raise CouplingError(f"BASE ({base.path}) does not resolve on this host: {alone.message}")
+    tolerated = set(alone.added)
 
     def resolves(moved: list[Change]) -> Resolution:
         found = resolve_lock(intermediate_lock(base, head, moved), python)
