@@ -15,12 +15,12 @@ def main() -> int:
     import torch
     from diffusers import DiffusionPipeline
 
-    from sdperf.models.build import ensure_builtin
     from sdperf.models.store import ModelSpec
+    from sdperf.worker.aside import builtin_model
 
     case = json.loads(sys.argv[1])
     spec = ModelSpec.from_json(case["model"])
-    path = ensure_builtin(spec.name)[0] if spec.builtin else spec.path
+    path = builtin_model(spec.name)[0] if spec.builtin else spec.path
     pipe = DiffusionPipeline.from_pretrained(
         str(path), use_safetensors=True, low_cpu_mem_usage=True, local_files_only=True
     )

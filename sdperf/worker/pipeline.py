@@ -9,9 +9,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sdperf.common.packages import package_versions
-from sdperf.models.build import ensure_builtin
 from sdperf.models.store import ModelSpec, weight_digest
-from sdperf.worker import audit, loaders, transforms
+from sdperf.worker import aside, audit, loaders, transforms
 from sdperf.worker.timing import PhaseRecorder
 
 
@@ -56,11 +55,13 @@ class PipelineSession:
         build_s = 0.0
         if spec.builtin:
             started = time.perf_counter()
-            path, built = ensure_builtin(spec.name)
+            path, built = aside.builtin_model(spec.name)
             build_s = time.perf_counter() - started if built else 0.0
         else:
             path = spec.path
         loaders.import_modules(self.case)  # outside the timed load
+        # Before the pipeline takes its memory: a child may measure it (on a 6 GB card, room).
+        peak = self._gemm_peak()
 
         vram = loaders.cap_vram() if self.case.get("device") == "cuda" else None
         audit.reset_peak_rss()
@@ -80,7 +81,7 @@ class PipelineSession:
         if "openvino" in load_proof:
             in_force["openvino"] = load_proof["openvino"]  # what `sdperf doctor` checks too
         return {
-            "roofline": self._roofline(path),
+            "roofline": self._roofline(path, peak),
             "model_path": str(path),
             "pipeline_class": type(pipe).__name__,
             "components": sorted(k for k, v in getattr(pipe, "components", {}).items() if v is not None),
@@ -93,12 +94,25 @@ class PipelineSession:
             "audit": in_force,
         }
 
-    def _roofline(self, path) -> dict[str, Any]:
-        """The denoiser's FLOPs per call for this workload and the host's GEMM peak (outside any timing).
+    def _gemm_peak(self) -> dict[str, Any]:
+        """The host's GEMM peak for this case's dtype, device and cores, or the error that stopped it."""
+        from sdperf.models.store import cache_root
+        from sdperf.worker import roofline
+
+        try:
+            return aside.gemm_peak(roofline.compute_dtype(self.case), self.case.get("device", "cpu"),
+                                   self.case.get("cores", 1), cache_root())
+        except Exception as error:  # noqa: BLE001 - said in the results, never hidden
+            return {"error": f"{type(error).__name__}: {error}"}
+
+    def _roofline(self, path, peak: dict[str, Any]) -> dict[str, Any]:
+        """The denoiser's FLOPs per call for this workload with the host's GEMM peak (outside any timing).
         A failure is reported, not raised: the case's timing does not depend on it."""
         from sdperf.models.store import cache_root, pipeline_class_of
         from sdperf.worker import roofline
 
+        if "error" in peak:
+            return peak
         try:
             guidance = self.case["workload"].get("guidance")
             if guidance is None:  # the pipeline's default, as the call will use it
@@ -108,8 +122,6 @@ class PipelineSession:
                 path, pipeline_class_of(ModelSpec(name=path.name, path=path)), self.case["workload"],
                 guidance, with_t5="text_encoder_3" not in self.case.get("drop_components", ()), cache=cache_root(),
             )
-            dtype = roofline.compute_dtype(self.case)
-            peak = roofline.gemm_peak(dtype, self.case.get("device", "cpu"), self.case.get("cores", 1), cache_root())
         except Exception as error:  # noqa: BLE001 - said in the results, never hidden
             return {"error": f"{type(error).__name__}: {error}"}
         return {"flops_per_denoiser_call": flops, "flops_cached": flops_cached, **peak}

@@ -7,9 +7,9 @@ Medium (and is cached), and works for every loader (an OpenVINO recipe runs the 
 multiplies, convolutions and attention count; norms and elementwise work do not (the usual
 convention, and where the time goes).
 
-The peak is a short GEMM measurement with all of the host's cores (the case's own thread
-settings are put back after): the best of torch.mm and a linear layer over growing square
-sizes, cached per host, stack, dtype and device.
+The peak is a short GEMM measurement with all of the host's cores: the best of torch.mm and
+a linear layer over growing square sizes, cached per host, stack, dtype and device, and
+measured in a child of the worker (sdperf.worker.aside), never in the worker itself.
 """
 
 from __future__ import annotations
@@ -171,13 +171,25 @@ def _measure_gemm(dtype_name: str, device: str, threads: int) -> tuple[float, in
     return best
 
 
-def gemm_peak(dtype: str, device: str, cores: int, cache: Path) -> dict[str, Any]:
-    """The best of a few square matrix multiplies, in FLOP/s, with `cores` threads; cached."""
-    path = cache / "gemm-peak" / f"{_stack_key(dtype, device)}-{cores}.json"
+def _peak_path(dtype: str, device: str, cores: int, cache: Path) -> Path:
+    return cache / "gemm-peak" / f"{_stack_key(dtype, device)}-{cores}.json"
+
+
+def cached_gemm_peak(dtype: str, device: str, cores: int, cache: Path) -> dict[str, Any] | None:
+    """`gemm_peak` as cached, or None when this host and stack have not measured it."""
     try:
-        return {**json.loads(path.read_text(encoding="utf-8")), "cached": True}
+        return {**json.loads(_peak_path(dtype, device, cores, cache).read_text(encoding="utf-8")), "cached": True}
     except (OSError, ValueError):
-        pass
+        return None
+
+
+def gemm_peak(dtype: str, device: str, cores: int, cache: Path) -> dict[str, Any]:
+    """The best of a few square matrix multiplies, in FLOP/s, with `cores` threads; cached. A
+    worker has a child measure it (sdperf.worker.aside): the measurement leaves memory behind."""
+    cached = cached_gemm_peak(dtype, device, cores, cache)
+    if cached is not None:
+        return cached
+    path = _peak_path(dtype, device, cores, cache)
     flops, size = _measure_gemm(dtype, device, cores)
     peak = {"peak_flops": flops, "dtype": dtype, "device": device, "threads": cores, "size": size}
     try:
