@@ -78,7 +78,7 @@ def _check(recipe_fields: dict, tmp_path: Path, ours: int, theirs: int, model: s
     images = RunImages(lambda: tmp_path, keep=False)
     for drawn_case, value in ((case, ours), (reference, theirs)):
         png = _png(tmp_path / f"{drawn_case.id}.png", value)
-        load = {"audit": {"packages": {}, "cpu_capability": "AVX2"}, "weights_sha256": "0" * 64}
+        load = {"audit": {"packages": {}, "cpu_kernels": "AVX2-AuthenticAMD"}, "weights_sha256": "0" * 64}
         images.record(drawn_case, DrawnImages(f"the {drawn_case.id} benchmark", [(0, str(value) * 64)], load, png))
     result = CaseResult(case.id, "t", "cpu", "probe", model, kind="fidelity")
     return CaseCheck(case, result, recipe, reference, images, tmp_path, GoldenPolicy(Path("."), "cpu", False))
@@ -164,7 +164,7 @@ def shipped_goldens_for_this_host(profile: str, cpu_run: SuiteRun) -> list[str]:
 
     audit = cpu_run.cases()["cpu-fp32"]["load"]["audit"]
     folder = GOLDENS / ("cpu" if profile == "cpu" else f"emulated-{profile}")
-    pattern = f"*--stack-{stack_digest(audit['packages'])}--{audit['cpu_capability']}.json"
+    pattern = f"*--stack-{stack_digest(audit['packages'])}--{audit['cpu_kernels']}.json"
     return sorted(path.stem for path in folder.glob(pattern))
 
 
@@ -192,8 +192,25 @@ def test_emulated_cases_compute_the_cases_checked_in_full(emulated: str, checked
         assert json.loads(golden.read_text())["image_sha256"] == json.loads(twin.read_text())["image_sha256"], golden.name
 
 
+@pytest.mark.parametrize(("cpuinfo", "vendor"), [
+    ("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: avx512f\n", "AuthenticAMD"),
+    ("processor\t: 0\nvendor_id\t: GenuineIntel\n", "GenuineIntel"),
+    ("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd0b\n", "implementer-0x41"),
+    ("processor\t: 0\n", "unknown"),
+])
+def test_the_kernel_set_of_a_golden_names_the_cpu_vendor(tmp_path: Path, cpuinfo: str, vendor: str) -> None:
+    # MKL and oneDNN pick code paths by vendor: an AMD EPYC with AVX-512 drew another fp32 image
+    # (20b043bf4be6) than the Ice Lake the AVX512 goldens came from (4f265eae1ffc).
+    from sdperf.worker.audit import cpu_vendor
+
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    assert cpu_vendor(tmp_path / "cpuinfo") == vendor
+    assert cpu_vendor(tmp_path / "absent") == "unknown"
+
+
 def test_goldens_are_shipped_for_this_hosts_kernels_and_stack(cpu_run: SuiteRun) -> None:
-    # Recorded on AVX-512 and AVX2 hosts for the pinned stack: a fresh clone compares, on either.
+    # Recorded for the pinned stack on the kernel sets this project's machines have had (Intel and AMD
+    # with AVX-512, AMD with AVX2): a fresh clone compares on any of them.
     assert shipped_goldens_for_this_host("cpu", cpu_run), "no golden for this host's kernels and stack in baselines/golden/cpu"
     for stem in shipped_goldens_for_this_host("cpu", cpu_run):
         cpu_run.lines().fnmatch_lines([f"*determinism: matches golden {stem}.json*"])

@@ -75,4 +75,15 @@ def test_an_unreachable_torch_index_stops_it_before_anything_naming_the_way_on(t
     assert done.returncode == 1
     assert "PyTorch's CPU index http://127.0.0.1:9/simple cannot be reached from here" in done.stderr
     assert "SDPERF_PI5_TORCH_INDEX= (empty)" in done.stderr
+    assert "SDPERF_PI5_TORCH_INDEX= SDPERF_PI5_TORCH=2.10.0" in done.stderr
     assert not (tmp_path / "rootfs").exists()  # nothing built, nothing mounted
+
+
+def test_a_torch_pin_that_is_no_version_is_refused_before_anything(tmp_path: Path) -> None:
+    done = subprocess.run(
+        ["bash", str(SCRIPT)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SDPERF_PI5_TORCH": "latest", "SDPERF_PI5_ROOTFS": str(tmp_path / "rootfs")},
+    )
+    assert done.returncode == 2
+    assert "SDPERF_PI5_TORCH=latest is not a torch version; give one like 2.10.0" in done.stderr
+    assert not (tmp_path / "rootfs").exists()

@@ -15,7 +15,9 @@
 #              SDPERF_DEBIAN_MIRROR (default http://deb.debian.org/debian),
 #              SDPERF_PI5_RUN_SIZE (default below; options given on the command line come after it, so they win),
 #              SDPERF_PI5_TORCH_INDEX (default https://download.pytorch.org/whl/cpu: torch's CPU build, as a Pi
-#              should have it; set it empty to take PyPI's torch, which on aarch64 is the CUDA build)
+#              should have it; set it empty to take PyPI's torch, which on aarch64 is the CUDA build),
+#              SDPERF_PI5_TORCH (a torch version to pin instead of the lock's, in the copy inside only: with
+#              SDPERF_PI5_TORCH_INDEX= and 2.10.0, PyPI's newest aarch64 CPU build, where PyTorch's index is unreachable)
 set -euo pipefail
 
 ROOTFS=${SDPERF_PI5_ROOTFS:-/var/cache/sdperf/pi5-bookworm-arm64}
@@ -31,6 +33,12 @@ RUN_SIZE=${SDPERF_PI5_RUN_SIZE:---sdperf-workers=1 --sdperf-rounds=2 --sdperf-wa
 # Where torch comes from inside, as on a real Pi's runner (README: PIP_EXTRA_INDEX_URL in its .env). PyPI's
 # aarch64 torch 2.13 is the CUDA build: 2.9 GB of nvidia-* packages and NVPL as its BLAS, not the CPU build's.
 TORCH_INDEX=${SDPERF_PI5_TORCH_INDEX-https://download.pytorch.org/whl/cpu}
+# PyPI's aarch64 torch up to 2.10.0 is the CPU build (OpenBLAS); from 2.11 it is the CUDA one.
+TORCH_VERSION=${SDPERF_PI5_TORCH:-}
+case "$TORCH_VERSION" in
+    ""|[0-9]*.[0-9]*) ;;
+    *) printf 'emulated-pi5: SDPERF_PI5_TORCH=%q is not a torch version; give one like 2.10.0, or leave it empty for the lock'"'"'s\n' "$TORCH_VERSION" >&2; exit 2 ;;
+esac
 
 say() { printf 'emulated-pi5: %s\n' "$*"; }
 die() { say "$*" >&2; exit 1; }
@@ -44,7 +52,8 @@ if [ -n "$TORCH_INDEX" ]; then
             "$TORCH_INDEX" 2>/dev/null; then
         die "PyTorch's CPU index $TORCH_INDEX cannot be reached from here; the CPU build of torch a Pi should run comes
 from there. To run on PyPI's torch instead (on aarch64 the CUDA build: NVPL as its BLAS, 2.9 GB of nvidia-*
-packages; doctor warns of it), run again with SDPERF_PI5_TORCH_INDEX= (empty)."
+packages; doctor warns of it), run again with SDPERF_PI5_TORCH_INDEX= (empty); for a CPU build with OpenBLAS, as
+a Pi's, from PyPI: SDPERF_PI5_TORCH_INDEX= SDPERF_PI5_TORCH=2.10.0 (its newest aarch64 CPU build, older than the lock's)."
     fi
     say "torch from $TORCH_INDEX (PIP_EXTRA_INDEX_URL inside)"
 else
@@ -152,6 +161,12 @@ mkdir -p "$ROOTFS$INSIDE" "$ROOTFS$RESULTS"
 # Tracked and untracked-but-not-ignored files, mtimes kept: make re-installs only what changed.
 git -C "$REPO" ls-files --cached --others --exclude-standard -z \
     | (cd "$REPO" && tar --null -T - -cf -) | tar -xf - -C "$ROOTFS$INSIDE"
+if [ -n "$TORCH_VERSION" ]; then
+    # The copy's pin only, its mtime kept: the environment marker below says when to rebuild.
+    lock="$ROOTFS$INSIDE/constraints.txt"
+    sed -i "s/^torch==.*/torch==$TORCH_VERSION/" "$lock" && touch -r "$REPO/constraints.txt" "$lock"
+    say "torch $TORCH_VERSION instead of the lock's $(grep -m1 '^torch==' "$REPO/constraints.txt" | cut -d= -f3) (SDPERF_PI5_TORCH; in the copy inside only)"
+fi
 
 TRUST=/etc/ssl/certs/ca-certificates.crt
 inside() { chroot "$ROOTFS" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
@@ -169,12 +184,13 @@ step() {  # step TITLE COMMAND: its exit status is the command's
 }
 
 # pip keeps an installed torch that satisfies the pin, whichever build it is: another index, another environment.
-if [ "$(cat "$ROOTFS$INSIDE/.venv/.sdperf-torch-index" 2>/dev/null || echo none)" != "${TORCH_INDEX:-pypi}" ]; then
-    [ -d "$ROOTFS$INSIDE/.venv" ] && say "torch's index changed: the virtual environment inside is built again"
+TORCH_FROM="${TORCH_INDEX:-pypi} ${TORCH_VERSION:-lock}"
+if [ "$(cat "$ROOTFS$INSIDE/.venv/.sdperf-torch-index" 2>/dev/null || echo none)" != "$TORCH_FROM" ]; then
+    [ -d "$ROOTFS$INSIDE/.venv" ] && say "torch's index or version changed: the virtual environment inside is built again"
     rm -rf "$ROOTFS$INSIDE/.venv"
 fi
 step "set-up (make setup: the virtual environment, the pinned stack, Debian libraries)" \
-    "make setup && echo ${TORCH_INDEX:-pypi} > .venv/.sdperf-torch-index"
+    "make setup && echo '$TORCH_FROM' > .venv/.sdperf-torch-index"
 say "inside: detected as: $(inside ".venv/bin/python -c 'from pathlib import Path; from sdperf.host.detection import detect_host; h = detect_host(Path(\"/\")); print(h.primary, \"-\", h.reasons[h.primary])'")"
 step "sdperf doctor (the detected profile)" ".venv/bin/sdperf doctor > $RESULTS/doctor.txt 2>&1; echo \"doctor exit \$?\" >> $RESULTS/doctor.txt; cat $RESULTS/doctor.txt"
 status=0

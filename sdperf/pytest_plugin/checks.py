@@ -96,7 +96,7 @@ class CaseCheck:
         evidence = f"{found.evidence()} (drawn by {drawn.source})"
         audit = drawn.load["audit"]
         key = GoldenKey(self.golden.storage_key, self.case.id, self.case.model.name,
-                        stack_digest(audit["packages"], self.recipe.needs.packages), audit["cpu_capability"])
+                        stack_digest(audit["packages"], self.recipe.needs.packages), audit["cpu_kernels"])
         record_path, golden_png = key.paths(self.golden.root)
         if self.case.model.synthetic_full_size:
             return self._done(f"determinism: {evidence}; no golden: builtin:{self.case.model.name} has {SYNTHETIC_NOTE}")

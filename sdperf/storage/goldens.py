@@ -1,6 +1,7 @@
 """Golden images: the hash a fixed seed must reproduce, per profile, case, model, the
-versions of the packages that change pixels, and CPU kernel set (images are bitwise
-comparable only within one).
+versions of the packages that change pixels, and CPU kernel set: torch's CPU capability and
+the CPU's vendor, whose code paths MKL and oneDNN choose by (images are bitwise comparable
+only within one).
 
 A golden is a JSON record beside the PNG it was taken from; it changes only when
 a run is told to record (`--sdperf-record-golden`), never as a side effect.
@@ -18,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 # 2: the stack in the key hashes only the packages that change pixels (PIXEL_PACKAGES and the recipe's).
-GOLDEN_SCHEMA_VERSION = 2
+# 3: the kernel set in the key names the CPU's vendor too (cpu_kernels "AVX512-AuthenticAMD", was
+#    cpu_capability "AVX512"): an AMD EPYC with AVX-512 drew another image than the Ice Lake the
+#    AVX512 goldens came from.
+GOLDEN_SCHEMA_VERSION = 3
 
 
 class GoldenError(ValueError):
@@ -46,10 +50,10 @@ class GoldenKey:
     case_id: str
     model: str
     stack: str
-    cpu_capability: str
+    cpu_kernels: str
 
     def stem(self) -> str:
-        return f"{self.case_id}--{self.model}--stack-{self.stack}--{self.cpu_capability}"
+        return f"{self.case_id}--{self.model}--stack-{self.stack}--{self.cpu_kernels}"
 
     def paths(self, root: Path) -> tuple[Path, Path]:
         folder = root / self.storage_key

@@ -38,6 +38,20 @@ def torch_blas() -> dict[str, Any]:
     }
 
 
+def cpu_vendor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's vendor as the kernel reports it: GenuineIntel, AuthenticAMD, or on Arm the
+    implementer code (0x41: Arm). "unknown" when /proc/cpuinfo says neither."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "unknown"
+    for field, prefix in (("vendor_id", ""), ("CPU implementer", "implementer-")):
+        found = re.search(rf"^{field}\s*:\s*(\S+)", text, re.MULTILINE)
+        if found:
+            return prefix + found.group(1)
+    return "unknown"
+
+
 def thread_audit() -> dict[str, Any]:
     import torch
     from threadpoolctl import threadpool_info
@@ -50,6 +64,9 @@ def thread_audit() -> dict[str, Any]:
         "torch_blas": torch_blas(),
         # Which SIMD kernels torch dispatches to: images are bitwise comparable only within one.
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # And which MKL and oneDNN pick: they choose their code paths by vendor as well as by
+        # instruction set (an AMD EPYC with AVX-512 draws another image than an Ice Lake).
+        "cpu_kernels": f"{torch.backends.cpu.get_cpu_capability()}-{cpu_vendor()}",
     }
 
 
