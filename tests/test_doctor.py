@@ -278,6 +278,29 @@ def test_torch_on_nvpl_has_no_openblas_hazard_and_is_named() -> None:
     assert "openblas-openmp-oversubscription" not in codes(run(make_host("pi5"), TORCH_2_13_AARCH64, GOOD_ENV))
 
 
+# torch 2.10.0's aarch64 wheel, PyPI's newest CPU build, as its worker reported it under
+# tools/emulated_pi5.sh (threads unset): its own OpenBLAS is the OpenMP build.
+TORCH_2_10_AARCH64 = {
+    **TORCH_2_13_AARCH64,
+    "torch_blas": {"blas_info": "open", "mkl": False, "package_dir": f"{EMULATED_SITE}/torch", "cuda": None},
+    "threadpools": [
+        *TORCH_2_13_AARCH64["threadpools"],
+        {**_openblas(f"{EMULATED_SITE}/torch/lib/libopenblas-24fd393f.so.0", 2), "threading_layer": "openmp"},
+    ],
+}
+
+
+def test_torch_on_an_openmp_openblas_has_no_hazard_and_says_which_variable_sizes_it() -> None:
+    blas = torch_blas(TORCH_2_10_AARCH64)
+    assert blas.kind == "openblas" and blas.pool["filepath"].endswith("torch/lib/libopenblas-24fd393f.so.0")
+    assert describe_torch_blas(blas) == (
+        f"its own OpenBLAS, built with OpenMP ({EMULATED_SITE}/torch/lib/libopenblas-24fd393f.so.0): it follows "
+        "OMP_NUM_THREADS, and OPENBLAS_NUM_THREADS does not reach it"
+    )
+    found = codes(run(make_host("pi5"), TORCH_2_10_AARCH64, GOOD_ENV))
+    assert "openblas-openmp-oversubscription" not in found and "cuda-torch-on-a-pi" not in found
+
+
 def test_a_cuda_build_of_torch_on_a_pi_is_a_warning_with_the_cpu_index() -> None:
     # PyPI's aarch64 torch 2.13, as its worker reported it under tools/emulated_pi5.sh.
     cuda_build = {**TORCH_2_13_AARCH64, "torch_blas": {**TORCH_2_13_AARCH64["torch_blas"], "cuda": "13.0"}}
@@ -345,7 +368,7 @@ def test_the_lines_above_the_findings_say_what_each_worker_ran_with() -> None:
     lines = describe_runs([(control, None), (unset, None)], ["recipe omp1_openblas4 sets ..."])
     assert lines == [
         "worker: torch 4 threads; pools: openblas 1, openblas 1, openmp 4; allocators: libc",
-        f"torch computes with its own OpenBLAS ({TORCH_OPENBLAS})",
+        f"torch computes with its own OpenBLAS ({TORCH_OPENBLAS}, pthreads)",
         "thread recipes, one worker per thread setting:",
         "  threads_unset (no thread variables): torch 4 threads; pools: openblas 4, openblas 4, openmp 4",
         "not audited: recipe omp1_openblas4 sets ...",

@@ -298,3 +298,30 @@ def test_thread_recipe_proof_checks_torchs_own_openblas_on_aarch64() -> None:
     found = problems(case.expect, audit(threadpools=pools, environment=environment, torch_threads=4))
     assert found == ["OPENBLAS_NUM_THREADS=1 but the openblas pool of "
                      "/venv/torch.libs/libopenblasp-r0-2eadb500.3.29.so runs 4 threads"]
+
+
+# threadpoolctl inside the worker of torch 2.10.0's aarch64 wheel (PyPI's newest CPU build), as
+# tools/emulated_pi5.sh showed it for the pi5 fp32 recipe (OMP_NUM_THREADS=4, OPENBLAS_NUM_THREADS=1):
+# torch's own OpenBLAS is the OpenMP build and follows OMP_NUM_THREADS; numpy's and scipy's are pthreads.
+TORCH_210_AARCH64_POOLS = [
+    {"internal_api": "openmp", "num_threads": 4, "filepath": "/venv/sklearn.libs/libgomp-a49a47f9.so.1.0.0"},
+    {"internal_api": "openblas", "num_threads": 1, "threading_layer": "pthreads",
+     "filepath": "/venv/scipy.libs/libscipy_openblas-c5a9b014.so"},
+    {"internal_api": "openblas", "num_threads": 4, "threading_layer": "openmp",
+     "filepath": "/venv/torch/lib/libopenblas-24fd393f.so.0"},
+    {"internal_api": "openmp", "num_threads": 4, "filepath": "/venv/torch/lib/libgomp.so.1"},
+    {"internal_api": "openblas", "num_threads": 1, "threading_layer": "pthreads",
+     "filepath": "/venv/numpy.libs/libscipy_openblas64_-7220728c.so"},
+]
+
+
+def test_an_openblas_built_with_openmp_is_held_to_omp_num_threads() -> None:
+    case = case_of("fp32", profile="pi5", cores=4)
+    environment = {"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "1"}
+    pools = [dict(pool) for pool in TORCH_210_AARCH64_POOLS]
+    # Before: "OPENBLAS_NUM_THREADS=1 but the openblas pool of .../libopenblas-24fd393f.so.0 runs 4 threads".
+    assert problems(case.expect, audit(threadpools=pools, environment=environment, torch_threads=4)) == []
+    pools[2]["num_threads"] = 1
+    (found,) = problems(case.expect, audit(threadpools=pools, environment=environment, torch_threads=4))
+    assert found.startswith("OMP_NUM_THREADS=4")  # "(capped to N CPUs)" on a host with fewer than 4
+    assert found.endswith("but the openblas (OpenMP build) pool of /venv/torch/lib/libopenblas-24fd393f.so.0 runs 1 threads")

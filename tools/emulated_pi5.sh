@@ -57,7 +57,11 @@ a Pi's, from PyPI: SDPERF_PI5_TORCH_INDEX= SDPERF_PI5_TORCH=2.10.0 (its newest a
     fi
     say "torch from $TORCH_INDEX (PIP_EXTRA_INDEX_URL inside)"
 else
-    say "torch from PyPI (SDPERF_PI5_TORCH_INDEX is empty): on aarch64 the CUDA build, not a Pi's CPU build"
+    if [ -n "$TORCH_VERSION" ]; then
+        say "torch $TORCH_VERSION from PyPI (SDPERF_PI5_TORCH_INDEX is empty; PyPI's aarch64 CPU builds end at 2.10.0)"
+    else
+        say "torch from PyPI (SDPERF_PI5_TORCH_INDEX is empty): on aarch64 the CUDA build, not a Pi's CPU build"
+    fi
 fi
 
 # ------------------------------------------------------------------ host tools

@@ -211,7 +211,13 @@ def describe_torch_blas(blas: TorchBlas) -> str:
     if blas.kind == "mkl":
         return "MKL (its build's BLAS_INFO=mkl)"
     if blas.kind == "openblas":
-        return f"its own OpenBLAS ({_path(blas.pool)})" if blas.pool else "an OpenBLAS threadpoolctl does not see"
+        if not blas.pool:
+            return "an OpenBLAS threadpoolctl does not see"
+        if blas.pool.get("threading_layer") == "openmp":
+            # torch 2.10's aarch64 wheel (seen under tools/emulated_pi5.sh).
+            return (f"its own OpenBLAS, built with OpenMP ({_path(blas.pool)}): it follows OMP_NUM_THREADS, "
+                    "and OPENBLAS_NUM_THREADS does not reach it")
+        return f"its own OpenBLAS ({_path(blas.pool)}, {blas.pool.get('threading_layer') or 'threading layer not reported'})"
     if blas.kind == "nvpl":
         # torch 2.13's aarch64 wheel (seen under tools/emulated_pi5.sh): no OpenBLAS of its own.
         return ("NVIDIA Performance Libraries (its build's BLAS_INFO=nvpl: OpenMP-threaded, so it follows "

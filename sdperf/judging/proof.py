@@ -15,15 +15,26 @@ from typing import Any
 from sdperf.config.recipes import FP32_HINTS
 
 # threadpoolctl's internal_api of the pools each variable governs.
-_POOLS_OF = {"OMP_NUM_THREADS": ("openmp",), "OPENBLAS_NUM_THREADS": ("openblas",), "MKL_NUM_THREADS": ("mkl",)}
+_GOVERNED_BY = {"openmp": "OMP_NUM_THREADS", "openblas": "OPENBLAS_NUM_THREADS", "mkl": "MKL_NUM_THREADS"}
 
 
-def _pool_counts(audit: Mapping, internal_api: str) -> list[tuple[int, str]]:
+def _governing_variable(pool: Mapping) -> str | None:
+    """The variable that sizes `pool`. An OpenBLAS built with OpenMP (torch 2.10's aarch64 wheel,
+    seen under tools/emulated_pi5.sh) takes OMP_NUM_THREADS and ignores OPENBLAS_NUM_THREADS."""
+    if pool.get("internal_api") == "openblas" and pool.get("threading_layer") == "openmp":
+        return "OMP_NUM_THREADS"
+    return _GOVERNED_BY.get(str(pool.get("internal_api")))
+
+
+def _pool_counts(audit: Mapping, variable: str) -> list[tuple[int, str, str]]:
+    """(threads, library, what it is) of each pool `variable` governs."""
     pools = audit.get("threadpools") or []
     return [
-        (int(pool.get("num_threads") or 0), str(pool.get("filepath", "?")))
+        (int(pool.get("num_threads") or 0), str(pool.get("filepath", "?")),
+         str(pool.get("internal_api")) + (" (OpenMP build)" if pool.get("internal_api") == "openblas"
+                                          and variable == "OMP_NUM_THREADS" else ""))
         for pool in pools
-        if isinstance(pool, Mapping) and pool.get("internal_api") == internal_api
+        if isinstance(pool, Mapping) and _governing_variable(pool) == variable
     ]
 
 
@@ -42,10 +53,9 @@ def _thread_problems(expect: Mapping, audit: Mapping) -> list[str]:
         # qemu) the count asked: either way the setting is in force.
         if variable == "OMP_NUM_THREADS" and audit.get("torch_threads") not in (wanted, runs):
             problems.append(f"{asked} but torch runs {audit.get('torch_threads')} intra-op threads")
-        for api in _POOLS_OF.get(variable, ()):
-            for count, path in _pool_counts(audit, api):
-                if count not in (wanted, runs):
-                    problems.append(f"{asked} but the {api} pool of {path} runs {count} threads")
+        for count, path, what in _pool_counts(audit, variable):
+            if count not in (wanted, runs):
+                problems.append(f"{asked} but the {what} pool of {path} runs {count} threads")
     environment = audit.get("environment") or {}
     for variable in expect.get("unset") or ():
         if environment.get(variable) is not None:
