@@ -324,4 +324,5 @@ def test_an_openblas_built_with_openmp_is_held_to_omp_num_threads() -> None:
     pools[2]["num_threads"] = 1
     (found,) = problems(case.expect, audit(threadpools=pools, environment=environment, torch_threads=4))
     assert found.startswith("OMP_NUM_THREADS=4")  # "(capped to N CPUs)" on a host with fewer than 4
-    assert found.endswith("but the openblas (OpenMP build) pool of /venv/torch/lib/libopenblas-24fd393f.so.0 runs 1 threads")
+    assert found.endswith(
+        "but the openblas (OpenMP build) pool of /venv/torch/lib/libopenblas-24fd393f.so.0 runs 1 threads")

@@ -2,10 +2,10 @@
 
 uv unpacks each wheel once into its cache and links it into every environment after
 that: an environment of the full stack takes about 15 s from a warm cache, most of it
-compiling bytecode, where pip unpacked torch again each time (about 90 s here). uv reads no pip configuration, so
-the sources and limits pip is set up with (a mirror, a local wheel folder holding the
-CPU build of torch, a constraint file) are handed to it here: both install from the
-same places, and an environment holds what pip would have chosen.
+compiling bytecode, where pip unpacked torch again each time (about 90 s here). uv reads
+no pip configuration, so the sources and limits pip is set up with (a mirror, a local
+wheel folder holding the CPU build of torch, a constraint file) are handed to it here:
+both install from the same places, and an environment holds what pip would have chosen.
 """
 
 from __future__ import annotations

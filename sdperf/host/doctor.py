@@ -217,7 +217,8 @@ def describe_torch_blas(blas: TorchBlas) -> str:
             # torch 2.10's aarch64 wheel (seen under tools/emulated_pi5.sh).
             return (f"its own OpenBLAS, built with OpenMP ({_path(blas.pool)}): it follows OMP_NUM_THREADS, "
                     "and OPENBLAS_NUM_THREADS does not reach it")
-        return f"its own OpenBLAS ({_path(blas.pool)}, {blas.pool.get('threading_layer') or 'threading layer not reported'})"
+        layer = blas.pool.get("threading_layer") or "threading layer not reported"
+        return f"its own OpenBLAS ({_path(blas.pool)}, {layer})"
     if blas.kind == "nvpl":
         # torch 2.13's aarch64 wheel (seen under tools/emulated_pi5.sh): no OpenBLAS of its own.
         return ("NVIDIA Performance Libraries (its build's BLAS_INFO=nvpl: OpenMP-threaded, so it follows "

@@ -10,8 +10,8 @@ blamed B. A child of the worker does the work, with the worker's interpreter, en
 CPU affinity, and exits before the worker loads anything; it shares the worker's process
 group, so a case's timeout kills it too.
 
-`python -m sdperf.worker.aside build-model NAME` and `... gemm-peak DTYPE DEVICE CORES` print
-one JSON line.
+`python -m sdperf.worker.aside build-model NAME` and `... gemm-peak DTYPE DEVICE CORES CACHE`
+print one JSON line.
 """
 
 from __future__ import annotations
